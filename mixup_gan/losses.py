@@ -89,7 +89,9 @@ def get_terms(loss: LossSpec) -> TermPair:
             ) from None
     if isinstance(loss, tuple) and len(loss) == 2 and all(callable(t) for t in loss):
         return TermPair(loss[0], loss[1])
-    raise TypeError(f"loss must be a name, a TermPair or a (real_term, fake_term) pair, got {loss!r}")
+    raise TypeError(
+        f"loss must be a name, a TermPair or a (real_term, fake_term) pair, got {loss!r}"
+    )
 
 
 def generator_loss(fake_output: Tensor, kind: str = "non_saturating") -> Tensor:

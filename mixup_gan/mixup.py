@@ -210,7 +210,7 @@ def mixup_criterion(
     y_b: Tensor,
     lam: Tensor | float,
 ) -> Tensor:
-    """The `(y_a, y_b, lam)` form: `lam * criterion(logits, y_a) + (1 - lam) * criterion(logits, y_b)`.
+    """The `(y_a, y_b, lam)` form: `lam * crit(logits, y_a) + (1 - lam) * crit(logits, y_b)`.
 
     With one lam per batch any criterion works; with per-sample lam (shape (N,)) the criterion
     must return per-sample losses (`reduction="none"`), which are then averaged.

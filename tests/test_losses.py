@@ -234,3 +234,15 @@ def test_device_mismatch_is_named():
     with pytest.raises(ValueError, match="real is on cpu but fake is on meta"):
         mixup_discriminator_loss(lambda x: x.sum(1), torch.randn(4, 2),
                                  torch.randn(4, 2, device="meta"), alpha=0.2)
+
+
+def test_readme_snippet_runs():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    snippet = readme.split("## Use it in your own GAN")[1].split("```python")[1].split("```")[0]
+    assert len(snippet.strip().splitlines()) < 10
+    namespace = {"D": mlp_d(), "G": nn.Linear(3, 2), "real": torch.randn(8, 2),
+                 "z": torch.randn(8, 3), "F": F}
+    exec(snippet, namespace)
+    assert namespace["d_loss"].shape == () and namespace["g_loss"].shape == ()

@@ -1,0 +1,95 @@
+"""The `mixup-gan` command line.
+
+User mistakes (bad config, bad data file, unreadable checkpoint) print one clear line and exit
+with status 2; a diverged run exits with status 1; bugs keep their traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .checkpoint import CheckpointError
+from .config import ConfigError, RunConfig, load_config
+from .toy.data import PointFileError
+from .train import TrainingDiverged
+
+USER_ERRORS = (ConfigError, PointFileError, CheckpointError, FileNotFoundError, ValueError)
+
+
+def _add_config_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", "-c", type=Path, help="YAML config file (default: built-in)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        metavar="KEY=VALUE", help="override a config key, e.g. train.steps=200")
+
+
+def _run_name(config, config_path: Path | None) -> str:
+    if config.output.name:
+        return config.output.name
+    return config_path.stem if config_path else "toy"
+
+
+def cmd_toy(args: argparse.Namespace) -> int:
+    from .toy.runner import run_toy
+
+    overrides = list(args.overrides) + (["output.progress=false"] if args.no_progress else [])
+    config = load_config(args.config, RunConfig, overrides)
+    name = _run_name(config, args.config)
+    summary = run_toy(config, name, overwrite=args.overwrite)
+    print(f"\nrun folder: {Path(config.output.dir) / name}")
+    for key in ("steps", "modes", "hq_share", "reverse_kl", "frechet", "iterations_per_second"):
+        if key in summary:
+            value = summary[key]
+            text = f"{value:.4g}" if isinstance(value, float) else str(value)
+            print(f"  {key:<22} {text}")
+    return 0
+
+
+def cmd_toy_data(args: argparse.Namespace) -> int:
+    from .toy.reference import write_reference_sets
+
+    for path, digest in write_reference_sets(args.out).items():
+        print(f"{digest}  {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mixup-gan",
+        description="Mixup for GAN discriminators: toy 2D runs with mode metrics and pictures.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    toy = sub.add_parser("toy", help="train a toy 2D GAN (ring, grid, swiss roll, point file)")
+    _add_config_args(toy)
+    toy.add_argument("--overwrite", action="store_true",
+                     help="delete an existing run folder of the same name and start again")
+    toy.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    toy.set_defaults(func=cmd_toy)
+
+    data = sub.add_parser("toy-data", help="regenerate the reference point sets in toy_data/")
+    data.add_argument("--out", type=Path, default=Path("toy_data"))
+    data.set_defaults(func=cmd_toy_data)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except TrainingDiverged as exc:
+        print(f"mixup-gan: {exc}", file=sys.stderr)
+        return 1
+    except USER_ERRORS as exc:
+        print(f"mixup-gan {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mixup-gan: interrupted; rerun the same command to resume from the last "
+              "checkpoint", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

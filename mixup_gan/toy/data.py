@@ -1,0 +1,150 @@
+"""Toy 2D distributions: 8-Gaussian ring, 25-Gaussian grid, swiss roll, and user point files.
+
+Scales (DESIGN.md section 3):
+- "paper" (the mixup paper, Figure 5): ring of 8 Gaussians on the unit circle and a
+  25-Gaussian grid at {-1, -0.5, 0, 0.5, 1}^2, both with std 0.01.
+- "wgan-gp" (WGAN-GP toy code): ring radius 2, std 0.02, divided by 1.414; grid at
+  {-2..2}^2, std 0.05, divided by 2.828; swiss roll (noise 0.25, columns x and z) / 7.5.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+
+class PointFileError(ValueError):
+    """A point file that cannot be used; the message names the file and the line."""
+
+
+@dataclass
+class ToyDistribution:
+    """A 2D distribution we can sample from, with its mode centres and std where known.
+
+    Mixtures of Gaussians sample a centre uniformly and add isotropic noise; point sets
+    (`points`) resample rows uniformly; the swiss roll is generated on the fly.
+    """
+
+    name: str
+    centers: Tensor | None = None  # (K, 2) mode centres
+    std: float | None = None
+    points: Tensor | None = None  # (M, 2) for file-backed data
+    limit: float = 1.5  # half-width of the square used for pictures
+
+    @property
+    def has_modes(self) -> bool:
+        return self.centers is not None and self.std is not None
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        """Draw n points, shape (n, 2), float32, on the generator's device (CPU by default)."""
+        device = generator.device if generator is not None else torch.device("cpu")
+        if self.points is not None:
+            idx = torch.randint(len(self.points), (n,), generator=generator, device=device)
+            return self.points.to(device)[idx]
+        if self.name == "swissroll":
+            return _swiss_roll(n, generator, device)
+        centers = self.centers.to(device)
+        idx = torch.randint(len(centers), (n,), generator=generator, device=device)
+        noise = torch.randn(n, 2, generator=generator, device=device)
+        return centers[idx] + self.std * noise
+
+
+def _swiss_roll(n: int, generator, device) -> Tensor:
+    # scikit-learn's make_swiss_roll(noise=0.25), columns x and z, divided by 7.5.
+    t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=generator, device=device))
+    noise = 0.25 * torch.randn(n, 2, generator=generator, device=device)
+    return (torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=1) + noise) / 7.5
+
+
+def ring(scale: str = "paper") -> ToyDistribution:
+    """8 Gaussians evenly spaced on a circle."""
+    angles = torch.arange(8, dtype=torch.float64) * (2 * math.pi / 8)
+    unit = torch.stack([torch.cos(angles), torch.sin(angles)], dim=1)
+    if scale == "paper":
+        return ToyDistribution("ring", unit.float(), 0.01, limit=1.5)
+    return ToyDistribution("ring", (2 * unit / 1.414).float(), 0.02 / 1.414, limit=2.0)
+
+
+def grid(scale: str = "paper") -> ToyDistribution:
+    """25 Gaussians on a 5 x 5 grid."""
+    coords = torch.tensor([-2.0, -1.0, 0.0, 1.0, 2.0], dtype=torch.float64)
+    centers = torch.cartesian_prod(coords, coords)
+    if scale == "paper":
+        return ToyDistribution("grid", (centers / 2).float(), 0.01, limit=1.5)
+    return ToyDistribution("grid", (centers / 2.828).float(), 0.05 / 2.828, limit=1.2)
+
+
+def swissroll(scale: str = "wgan-gp") -> ToyDistribution:
+    """The swiss roll (no modes: judged by the 2D Frechet distance only)."""
+    return ToyDistribution("swissroll", limit=2.0)
+
+
+def read_points(path: str | Path) -> Tensor:
+    """Read a CSV with a header holding columns `x` and `y`; returns (M, 2) float32.
+
+    Raises `PointFileError` naming the file and line for missing columns, non-numeric or
+    non-finite values, and files with fewer than 2 points.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise PointFileError(f"{path}: point file not found")
+    rows: list[tuple[float, float]] = []
+    with path.open(newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            raise PointFileError(f"{path}: the file is empty (expected a header with x,y)")
+        names = [h.strip().lower() for h in header]
+        missing = [c for c in ("x", "y") if c not in names]
+        if missing:
+            raise PointFileError(
+                f"{path}, line 1: missing column(s) {', '.join(missing)} (header: {header})"
+            )
+        ix, iy = names.index("x"), names.index("y")
+        for line_no, row in enumerate(reader, start=2):
+            if not row or all(not cell.strip() for cell in row):
+                continue
+            try:
+                x, y = float(row[ix]), float(row[iy])
+            except (ValueError, IndexError):
+                raise PointFileError(
+                    f"{path}, line {line_no}: expected numbers in columns x and y, got {row}"
+                ) from None
+            if not (math.isfinite(x) and math.isfinite(y)):
+                raise PointFileError(f"{path}, line {line_no}: non-finite value in {row}")
+            rows.append((x, y))
+    if len(rows) < 2:
+        raise PointFileError(f"{path}: needs at least 2 points, found {len(rows)}")
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def write_points(points: Tensor, path: str | Path) -> None:
+    """Write (M, 2) points as a CSV with header x,y (full float32 precision)."""
+    with Path(path).open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["x", "y"])
+        writer.writerows([f"{x:.9g}", f"{y:.9g}"] for x, y in points.tolist())
+
+
+def point_file(path: str | Path) -> ToyDistribution:
+    """Any 2D point set: sampling resamples its rows (no known modes)."""
+    points = read_points(path)
+    limit = float(points.abs().max()) * 1.1
+    return ToyDistribution(Path(path).stem, points=points, limit=limit)
+
+
+def make_distribution(name: str, *, scale: str = "paper", path: str | None = None):
+    """Build a toy distribution from config values (`data.name`, `data.scale`, `data.path`)."""
+    if name == "points":
+        if not path:
+            raise ValueError("data.path is required when data.name is 'points'")
+        return point_file(path)
+    builders = {"ring": ring, "grid": grid, "swissroll": swissroll}
+    if name not in builders:
+        raise ValueError(f"unknown toy dataset {name!r}; choose one of {sorted(builders)}")
+    return builders[name](scale)

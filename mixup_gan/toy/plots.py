@@ -1,0 +1,99 @@
+"""Figure-5-style pictures: real vs generated points, optional D heatmap, metrics over time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor  # noqa: E402
+
+REAL_COLOR, FAKE_COLOR = "#f28e2b", "#4e79a7"
+
+
+@dataclass
+class Snapshot:
+    """Generated points at one step, and optionally D's output on a square grid."""
+
+    step: int
+    fake: Tensor  # (N, 2)
+    d_grid: Tensor | None = None  # (R, R) over [-limit, limit]^2, row = y
+
+
+def d_grid(discriminator, limit: float, resolution: int = 100, device="cpu") -> Tensor:
+    """D's raw output on a resolution x resolution grid over [-limit, limit]^2."""
+    axis = torch.linspace(-limit, limit, resolution)
+    yy, xx = torch.meshgrid(axis, axis, indexing="ij")
+    points = torch.stack([xx.reshape(-1), yy.reshape(-1)], dim=1).to(device)
+    with torch.no_grad():
+        out = discriminator(points)
+    return out.reshape(resolution, resolution).float().cpu()
+
+
+def draw_snapshot(ax, real: Tensor, snap: Snapshot, limit: float, title: str | None = None):
+    if snap.d_grid is not None:
+        ax.imshow(snap.d_grid.numpy(), extent=(-limit, limit, -limit, limit), origin="lower",
+                  cmap="Greys", alpha=0.6, aspect="equal")
+    ax.scatter(*real[:, :2].T.numpy(), s=2, c=REAL_COLOR, alpha=0.5, linewidths=0)
+    ax.scatter(*snap.fake[:, :2].T.numpy(), s=2, c=FAKE_COLOR, alpha=0.5, linewidths=0)
+    ax.set_xlim(-limit, limit)
+    ax.set_ylim(-limit, limit)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title if title is not None else f"step {snap.step}", fontsize=9)
+
+
+def save_snapshot(path: Path, real: Tensor, snap: Snapshot, limit: float) -> None:
+    fig, ax = plt.subplots(figsize=(3, 3), dpi=120)
+    draw_snapshot(ax, real, snap, limit)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_strip(path: Path, real: Tensor, snaps: Sequence[Snapshot], limit: float,
+               label: str = "") -> None:
+    """Snapshots side by side, like one row of the paper's Figure 5."""
+    fig, axes = plt.subplots(1, len(snaps), figsize=(2.2 * len(snaps), 2.4), dpi=120,
+                             squeeze=False)
+    for ax, snap in zip(axes[0], snaps, strict=True):
+        draw_snapshot(ax, real, snap, limit)
+    if label:
+        fig.suptitle(label, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_metrics_plot(path: Path, rows: Sequence[dict], n_modes: int | None) -> None:
+    """Modes covered and high-quality share (or the Frechet distance) against the step."""
+    steps = [r["step"] for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(8, 3), dpi=120)
+    if n_modes is not None:
+        axes[0].plot(steps, [r["modes"] for r in rows], marker="o", ms=3)
+        axes[0].axhline(n_modes, color="grey", lw=0.8, ls="--")
+        axes[0].set_ylabel("modes covered")
+        axes[0].set_ylim(0, n_modes + 0.5)
+        axes[1].plot(steps, [r["hq_share"] for r in rows], marker="o", ms=3, color="C1")
+        axes[1].set_ylabel("high-quality share")
+        axes[1].set_ylim(0, 1.02)
+    else:
+        axes[0].plot(steps, [r["d_loss"] for r in rows], label="D")
+        axes[0].plot(steps, [r["g_loss"] for r in rows], label="G")
+        axes[0].set_ylabel("mean loss")
+        axes[0].legend()
+        axes[1].plot(steps, [r["frechet"] for r in rows], marker="o", ms=3, color="C1")
+        axes[1].set_ylabel("2D Frechet distance")
+        axes[1].set_yscale("log")
+    for ax in axes:
+        ax.set_xlabel("generator step")
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

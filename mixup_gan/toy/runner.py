@@ -1,0 +1,114 @@
+"""A toy 2D GAN run: config -> data + nets + loss -> the training loop -> hooks -> run folder."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+
+from ..config import RunConfig
+from ..runs import RunFolder
+from ..train import GANTrainer, Hook, TrainingDiverged, resolve_device
+from .data import ToyDistribution, make_distribution, read_points
+from .metrics import frechet_2d, mode_metrics
+from .nets import ToyDiscriminator, ToyGenerator
+from .plots import Snapshot, d_grid, save_metrics_plot, save_snapshot, save_strip
+
+REFERENCE_SEED = 2017  # fresh reference points when no reference file is configured
+PICTURE_POINTS = 1000  # points drawn per snapshot (metrics use eval.n_samples)
+
+
+def evaluate(samples: torch.Tensor, dist: ToyDistribution, reference: torch.Tensor) -> dict:
+    """All toy metrics for one set of generated points."""
+    metrics = mode_metrics(samples, dist.centers, dist.std) if dist.has_modes else {}
+    return {**metrics, "frechet": frechet_2d(samples, reference)}
+
+
+def load_snapshot(path: Path) -> Snapshot:
+    state = torch.load(path, weights_only=True)
+    return Snapshot(int(state["step"]), state["fake"], state.get("d_grid"))
+
+
+def run_toy(config: RunConfig, name: str, *, overwrite: bool = False) -> dict:
+    """Train (or resume) one toy run and return its summary."""
+    device = resolve_device(config.train.device)
+    dist = make_distribution(config.data.name, scale=config.data.scale, path=config.data.path)
+    if config.data.reference:
+        reference = read_points(config.data.reference)
+    else:
+        seeded = torch.Generator().manual_seed(REFERENCE_SEED)
+        reference = dist.sample(config.eval.n_samples, seeded)
+    folder = RunFolder(config.output.dir, name)
+    snap_dir = folder.path / "snapshots"
+
+    torch.manual_seed(config.train.seed)  # network initialisation
+    trainer = GANTrainer(
+        ToyGenerator(config.model.latent_dim, config.model.hidden, config.model.depth),
+        ToyDiscriminator(config.model.hidden, config.model.depth),
+        dist.sample, latent_dim=config.model.latent_dim, loss=config.loss,
+        train=config.train, device=device,
+    )
+    state = folder.start(config, overwrite=overwrite)
+    if state is not None:
+        trainer.load_state_dict(state)
+    snap_dir.mkdir(exist_ok=True)
+    for stale in snap_dir.glob("step_*"):  # pictures of work lost since the checkpoint
+        if int(stale.stem.split("_")[1]) > trainer.step:
+            stale.unlink()
+    # Fixed noise: every evaluation and picture looks at the same latent points.
+    fixed_noise = torch.randn(config.eval.n_samples, config.model.latent_dim,
+                              generator=torch.Generator().manual_seed(config.train.seed + 1))
+
+    def generate() -> torch.Tensor:
+        with torch.no_grad():
+            return trainer.G(fixed_noise.to(device)).float().cpu()
+
+    def log_metrics(t: GANTrainer) -> None:
+        row = {"step": t.step, **t.pop_mean_losses(), **evaluate(generate(), dist, reference)}
+        folder.log(row)
+
+    def snapshot(t: GANTrainer) -> None:
+        grid = d_grid(t.D, dist.limit, device=device) if config.eval.contour else None
+        snap = Snapshot(t.step, generate()[:PICTURE_POINTS], grid)
+        torch.save({"step": snap.step, "fake": snap.fake, "d_grid": snap.d_grid},
+                   snap_dir / f"step_{t.step:06d}.pt")
+        save_snapshot(snap_dir / f"step_{t.step:06d}.png", reference[:PICTURE_POINTS], snap,
+                      dist.limit)
+
+    def checkpoint(t: GANTrainer) -> None:
+        folder.save(t.state_dict(), config)
+
+    hooks = [
+        Hook(log_metrics, every=config.eval.every),
+        Hook(snapshot, at=config.eval.snapshots),
+        Hook(checkpoint, every=config.output.checkpoint_every),  # last: metrics come first
+    ]
+    started = time.perf_counter()
+    start_step = trainer.step
+    try:
+        trainer.fit(config.train.steps, hooks, progress=config.output.progress)
+    except TrainingDiverged as exc:
+        kept = (f"the last good checkpoint {folder.checkpoint} is intact"
+                if folder.checkpoint.exists() else "no checkpoint had been written yet")
+        raise TrainingDiverged(f"{exc}; {kept}") from None
+    elapsed = time.perf_counter() - started
+
+    snaps = [load_snapshot(p) for p in sorted(snap_dir.glob("step_*.pt"))]
+    snaps = [s for s in snaps if s.step <= config.train.steps]
+    label = f"{name}: {config.data.name}, loss {config.loss.name}, alpha {config.loss.alpha}"
+    save_strip(folder.path / "snapshots.png", reference[:PICTURE_POINTS], snaps, dist.limit,
+               label)
+    rows = folder.read_metrics()
+    save_metrics_plot(folder.path / "metrics.png", rows,
+                      len(dist.centers) if dist.has_modes else None)
+    final = rows[-1] if rows else {}
+    summary = {
+        "name": name,
+        "steps": trainer.step,
+        "iterations_per_second": (trainer.step - start_step) / elapsed if elapsed else None,
+        "device": str(device),
+        **{k: v for k, v in final.items() if k != "step"},
+    }
+    folder.write_summary(summary)
+    return summary

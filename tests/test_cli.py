@@ -1,0 +1,53 @@
+"""The command line: subcommands, exit codes, errors without tracebacks."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from mixup_gan.cli import main
+
+
+def test_help_lists_subcommands(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    assert "toy" in out and "toy-data" in out
+
+
+def test_usage_error_exit_code_2(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["toy", "--bogus"])
+    assert info.value.code == 2
+
+
+def test_bad_config_is_one_line_and_exit_2(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("loss:\n  alpha: -1\n")
+    proc = subprocess.run([sys.executable, "-m", "mixup_gan.cli", "toy", "--config", str(bad)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert f"{bad}" in proc.stderr and "loss.alpha: -1.0 must be >= 0" in proc.stderr
+
+
+def test_bad_point_file_exit_2(tmp_path, capsys):
+    pts = tmp_path / "pts.csv"
+    pts.write_text("x,y\n1,2\n3,oops\n")
+    code = main(["toy", "--set", "data.name=points", "--set", f"data.path={pts}"])
+    assert code == 2
+    assert "line 3" in capsys.readouterr().err
+
+
+def test_toy_run_from_the_cli(tmp_path, capsys):
+    code = main([
+        "toy", "--no-progress", "--set", "train.steps=4", "--set", "model.hidden=16",
+        "--set", "eval.every=2", "--set", "eval.n_samples=100", "--set", f"output.dir={tmp_path}",
+        "--set", "output.name=cli",
+    ])
+    assert code == 0
+    assert "modes" in capsys.readouterr().out
+    summary = json.loads((tmp_path / "cli" / "summary.json").read_text())
+    assert summary["steps"] == 4

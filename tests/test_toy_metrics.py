@@ -1,0 +1,64 @@
+"""Toy metrics pinned on hand-made point sets."""
+
+import math
+
+import pytest
+import torch
+
+from mixup_gan.toy.data import grid, ring
+from mixup_gan.toy.metrics import frechet_2d, mode_metrics
+
+RING = ring()
+
+
+def test_all_points_on_one_mode():
+    m = mode_metrics(RING.centers[[3]].repeat(100, 1), RING.centers, RING.std)
+    assert m["modes"] == 1 and m["hq_share"] == 1.0
+    assert m["reverse_kl"] == pytest.approx(math.log(8))
+
+
+def test_perfect_samples():
+    m = mode_metrics(RING.centers.repeat(50, 1), RING.centers, RING.std)
+    assert m == {"modes": 8, "hq_share": 1.0, "reverse_kl": pytest.approx(0.0, abs=1e-12)}
+
+
+def test_two_modes_and_far_points():
+    on_two = RING.centers[[0, 1]].repeat(10, 1)
+    far = torch.full((20, 2), 5.0)
+    m = mode_metrics(torch.cat([on_two, far]), RING.centers, RING.std)
+    assert m["modes"] == 2 and m["hq_share"] == 0.5
+    assert m["reverse_kl"] == pytest.approx(math.log(4))
+
+
+def test_three_std_boundary():
+    c = RING.centers[0]
+    inside = c + torch.tensor([2.9 * RING.std, 0.0])
+    outside = c + torch.tensor([0.0, 3.1 * RING.std])
+    m = mode_metrics(torch.stack([inside, outside]), RING.centers, RING.std)
+    assert m["hq_share"] == 0.5 and m["modes"] == 1
+
+
+def test_no_high_quality_samples_gives_nan_reverse_kl():
+    m = mode_metrics(torch.zeros(10, 2), RING.centers, RING.std)
+    assert m["modes"] == 0 and m["hq_share"] == 0.0 and math.isnan(m["reverse_kl"])
+
+
+def test_true_samples_score_as_expected():
+    g = grid()
+    samples = g.sample(20000, torch.Generator().manual_seed(0))
+    m = mode_metrics(samples, g.centers, g.std)
+    assert m["modes"] == 25
+    # P(|noise| <= 3 std) for a 2D isotropic Gaussian is 1 - exp(-9/2).
+    assert m["hq_share"] == pytest.approx(1 - math.exp(-4.5), abs=3e-3)
+    assert m["reverse_kl"] < 2e-3
+
+
+def test_frechet_2d():
+    x = torch.randn(1000, 2, generator=torch.Generator().manual_seed(0))
+    assert frechet_2d(x, x) == pytest.approx(0.0, abs=1e-9)
+    # Same covariance, mean shifted by (0.3, -0.4): distance = |shift|^2 = 0.25.
+    assert frechet_2d(x + torch.tensor([0.3, -0.4]), x) == pytest.approx(0.25, abs=1e-6)
+    # Scaled by 2 around the same mean: tr(S) + tr(4S) - 2 tr(2S) = tr(S).
+    centred = x - x.mean(0)
+    expected = float(torch.cov(centred.T.double()).trace())
+    assert frechet_2d(2 * centred, centred) == pytest.approx(expected, rel=1e-6)

@@ -1,0 +1,133 @@
+"""The training loop: seeded reproducibility, exact resume after a crash, the NaN guard."""
+
+import json
+
+import pytest
+import torch
+
+from mixup_gan.checkpoint import CheckpointError, load_checkpoint
+from mixup_gan.config import ConfigError
+from mixup_gan.toy.runner import run_toy
+from mixup_gan.train import GANTrainer, Hook, TrainingDiverged
+
+
+def final_weights(run_dir):
+    return load_checkpoint(run_dir / "checkpoint.pt")["generator"]
+
+
+def metrics(run_dir):
+    return [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_same_seed_same_run_and_other_seed_differs(tiny_config, tmp_path):
+    run_toy(tiny_config(), "a")
+    run_toy(tiny_config(), "b")
+    run_toy(tiny_config("train.seed=1"), "c")
+    runs = tmp_path / "runs"
+    assert metrics(runs / "a") == metrics(runs / "b")
+    assert_same_weights(final_weights(runs / "a"), final_weights(runs / "b"))
+    assert metrics(runs / "a") != metrics(runs / "c")
+
+
+def test_run_folder_contents(tiny_config, tmp_path):
+    summary = run_toy(tiny_config(), "folder")
+    run = tmp_path / "runs" / "folder"
+    for name in ("config.yaml", "metrics.jsonl", "summary.json", "checkpoint.pt",
+                 "snapshots.png", "metrics.png", "snapshots/step_000010.png",
+                 "snapshots/step_000020.png"):
+        assert (run / name).is_file(), name
+    rows = metrics(run)
+    assert [r["step"] for r in rows] == [5, 10, 15, 20]
+    assert {"d_loss", "g_loss", "modes", "hq_share", "reverse_kl", "frechet"} <= set(rows[0])
+    assert json.loads((run / "summary.json").read_text())["modes"] == rows[-1]["modes"]
+    assert summary["steps"] == 20
+    assert "hidden: 32" in (run / "config.yaml").read_text()
+
+
+@pytest.mark.parametrize("pairing", ["real-fake", "pool"])
+def test_killed_run_resumes_exactly(tiny_config, tmp_path, monkeypatch, pairing):
+    cfg = tiny_config(f"loss.pairing={pairing}")
+    run_toy(cfg, "whole")
+
+    original = GANTrainer.train_step
+
+    def crash_at_13(self):
+        if self.step == 12:
+            raise KeyboardInterrupt  # killed during step 13; last checkpoint is step 10
+        return original(self)
+
+    monkeypatch.setattr(GANTrainer, "train_step", crash_at_13)
+    with pytest.raises(KeyboardInterrupt):
+        run_toy(cfg, "killed")
+    killed = tmp_path / "runs" / "killed"
+    assert load_checkpoint(killed / "checkpoint.pt")["step"] == 10
+    monkeypatch.setattr(GANTrainer, "train_step", original)
+    run_toy(cfg, "killed")  # the same command resumes
+    whole = tmp_path / "runs" / "whole"
+    assert metrics(killed) == metrics(whole)
+    assert_same_weights(final_weights(killed), final_weights(whole))
+    assert sorted(p.name for p in (killed / "snapshots").glob("*.pt")) == [
+        "step_000010.pt", "step_000020.pt"]
+
+
+def test_extending_a_finished_run_equals_a_longer_run(tiny_config, tmp_path):
+    run_toy(tiny_config("train.steps=10"), "extended")
+    run_toy(tiny_config("train.steps=20"), "extended")
+    run_toy(tiny_config("train.steps=20"), "long")
+    runs = tmp_path / "runs"
+    assert metrics(runs / "extended") == metrics(runs / "long")
+    assert_same_weights(final_weights(runs / "extended"), final_weights(runs / "long"))
+
+
+def test_resume_with_a_different_config_names_the_keys(tiny_config):
+    run_toy(tiny_config("train.steps=5"), "mismatch")
+    with pytest.raises(ConfigError, match=r"loss.alpha: 0.2 -> 0.5"):
+        run_toy(tiny_config("loss.alpha=0.5"), "mismatch")
+    run_toy(tiny_config("loss.alpha=0.5", "train.steps=5"), "mismatch", overwrite=True)
+
+
+def test_divergence_stops_naming_the_step_and_keeps_the_checkpoint(tiny_config, tmp_path,
+                                                                    monkeypatch):
+    original = GANTrainer.d_step
+
+    def nan_from_step_7(self):
+        loss = original(self)
+        return loss * float("nan") if self.step >= 6 else loss
+
+    monkeypatch.setattr(GANTrainer, "d_step", nan_from_step_7)
+    with pytest.raises(TrainingDiverged, match=r"generator step 7.*last good checkpoint"):
+        run_toy(tiny_config(), "diverged")
+    state = load_checkpoint(tmp_path / "runs" / "diverged" / "checkpoint.pt")
+    assert state["step"] == 5
+
+
+def test_corrupt_checkpoint_is_a_clear_error(tiny_config, tmp_path):
+    run_toy(tiny_config("train.steps=5"), "corrupt")
+    ckpt = tmp_path / "runs" / "corrupt" / "checkpoint.pt"
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        run_toy(tiny_config(), "corrupt")
+
+
+def test_generator_step_leaves_discriminator_untouched(tiny_config):
+    cfg = tiny_config()
+    trainer = GANTrainer(
+        torch.nn.Linear(2, 2), torch.nn.Linear(2, 1), lambda n, g: torch.randn(n, 2, generator=g),
+        latent_dim=2, loss=cfg.loss, train=cfg.train,
+    )
+    before = {k: v.clone() for k, v in trainer.D.state_dict().items()}
+    trainer.g_step()
+    assert_same_weights(before, trainer.D.state_dict())
+    assert all(p.grad is None for p in trainer.D.parameters())
+    assert all(p.requires_grad for p in trainer.D.parameters())
+
+
+def test_hook_schedule():
+    hook = Hook(lambda t: None, every=5, at=[3, 7])
+    assert [s for s in range(1, 13) if hook.due(s, last=12)] == [3, 5, 7, 10, 12]
