@@ -57,18 +57,30 @@ def save_snapshot(path: Path, real: Tensor, snap: Snapshot, limit: float) -> Non
     plt.close(fig)
 
 
-def save_strip(path: Path, real: Tensor, snaps: Sequence[Snapshot], limit: float,
-               label: str = "") -> None:
-    """Snapshots side by side, like one row of the paper's Figure 5."""
-    fig, axes = plt.subplots(1, len(snaps), figsize=(2.2 * len(snaps), 2.4), dpi=120,
-                             squeeze=False)
-    for ax, snap in zip(axes[0], snaps, strict=True):
-        draw_snapshot(ax, real, snap, limit)
-    if label:
-        fig.suptitle(label, fontsize=10)
+def save_grid(path: Path, rows: Sequence[tuple[str, Tensor, Sequence[Snapshot]]],
+              limit: float, title: str = "") -> None:
+    """Rows of snapshots, like the paper's Figure 5; each row is (label, real, snapshots)."""
+    n_cols = max(len(snaps) for _, _, snaps in rows)
+    fig, axes = plt.subplots(len(rows), n_cols, figsize=(2.2 * n_cols, 2.3 * len(rows) + 0.3),
+                             dpi=120, squeeze=False)
+    for ax_row, (label, real, snaps) in zip(axes, rows, strict=True):
+        for ax, snap in zip(ax_row, snaps, strict=False):
+            draw_snapshot(ax, real, snap, limit)
+        for ax in ax_row[len(snaps):]:
+            ax.axis("off")
+        if label:
+            ax_row[0].set_ylabel(label, fontsize=9)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
+
+
+def save_strip(path: Path, real: Tensor, snaps: Sequence[Snapshot], limit: float,
+               label: str = "") -> None:
+    """Snapshots side by side, like one row of the paper's Figure 5."""
+    save_grid(path, [("", real, snaps)], limit, title=label)
 
 
 def save_metrics_plot(path: Path, rows: Sequence[dict], n_modes: int | None) -> None:

@@ -30,6 +30,12 @@ def load_snapshot(path: Path) -> Snapshot:
     return Snapshot(int(state["step"]), state["fake"], state.get("d_grid"))
 
 
+def load_snapshots(run_dir: Path, max_step: int | None = None) -> list[Snapshot]:
+    """A run's saved snapshots in step order (up to `max_step`)."""
+    snaps = [load_snapshot(p) for p in sorted((run_dir / "snapshots").glob("step_*.pt"))]
+    return [s for s in snaps if max_step is None or s.step <= max_step]
+
+
 def run_toy(config: RunConfig, name: str, *, overwrite: bool = False) -> dict:
     """Train (or resume) one toy run and return its summary."""
     device = resolve_device(config.train.device)
@@ -94,8 +100,7 @@ def run_toy(config: RunConfig, name: str, *, overwrite: bool = False) -> dict:
         raise TrainingDiverged(f"{exc}; {kept}") from None
     elapsed = time.perf_counter() - started
 
-    snaps = [load_snapshot(p) for p in sorted(snap_dir.glob("step_*.pt"))]
-    snaps = [s for s in snaps if s.step <= config.train.steps]
+    snaps = load_snapshots(folder.path, config.train.steps)
     label = f"{name}: {config.data.name}, loss {config.loss.name}, alpha {config.loss.alpha}"
     save_strip(folder.path / "snapshots.png", reference[:PICTURE_POINTS], snaps, dist.limit,
                label)
