@@ -46,6 +46,17 @@ def cmd_toy(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep
+
+    root = run_sweep(args.config, args.overrides, progress=not args.no_progress)
+    print(f"\nsweep folder: {root}")
+    for name in ("results.csv", "results.jsonl", "summary.png", "snapshots.png"):
+        if (root / name).exists():
+            print(f"  {root / name}")
+    return 0
+
+
 def cmd_toy_data(args: argparse.Namespace) -> int:
     from .toy.reference import write_reference_sets
 
@@ -67,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="delete an existing run folder of the same name and start again")
     toy.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     toy.set_defaults(func=cmd_toy)
+
+    sweep = sub.add_parser("sweep", help="train a grid of toy GANs as populations")
+    sweep.add_argument("--config", "-c", type=Path, required=True, help="sweep YAML file")
+    sweep.add_argument("--set", dest="overrides", action="append", default=[],
+                       metavar="KEY=VALUE", help="override a sweep key, e.g. population=10")
+    sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sweep.set_defaults(func=cmd_sweep)
 
     data = sub.add_parser("toy-data", help="regenerate the reference point sets in toy_data/")
     data.add_argument("--out", type=Path, default=Path("toy_data"))

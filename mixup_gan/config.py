@@ -26,7 +26,7 @@ class ConfigError(ValueError):
     """A bad config value; the message names where it came from, the key and the value."""
 
 
-def _opt(default, *, choices: Iterable | None = None, gt=None, ge=None, le=None, doc: str = ""):
+def option(default, *, choices: Iterable | None = None, gt=None, ge=None, le=None, doc: str = ""):
     """A config field with its validation rules as metadata."""
     meta = {"choices": tuple(choices) if choices else None, "gt": gt, "ge": ge, "le": le,
             "doc": doc}
@@ -40,30 +40,30 @@ def _opt(default, *, choices: Iterable | None = None, gt=None, ge=None, le=None,
 
 @dataclass
 class DataConfig:
-    name: str = _opt("ring", choices=("ring", "grid", "swissroll", "points"),
+    name: str = option("ring", choices=("ring", "grid", "swissroll", "points"),
                      doc="toy distribution, or 'points' for a CSV file")
-    path: str | None = _opt(None, doc="CSV with columns x,y when name is 'points'")
-    scale: str = _opt("paper", choices=("paper", "wgan-gp"), doc="mode layout preset")
-    reference: str | None = _opt(None, doc="reference point CSV for evaluation")
+    path: str | None = option(None, doc="CSV with columns x,y when name is 'points'")
+    scale: str = option("paper", choices=("paper", "wgan-gp"), doc="mode layout preset")
+    reference: str | None = option(None, doc="reference point CSV for evaluation")
 
 
 @dataclass
 class ModelConfig:
-    latent_dim: int = _opt(2, ge=1)
-    hidden: int = _opt(512, ge=1)
-    depth: int = _opt(3, ge=1, doc="hidden layers")
+    latent_dim: int = option(2, ge=1)
+    hidden: int = option(512, ge=1)
+    depth: int = option(3, ge=1, doc="hidden layers")
 
 
 @dataclass
 class LossConfig:
-    name: str = _opt("bce", choices=sorted(ADVERSARIAL_LOSSES))
-    alpha: float = _opt(0.2, ge=0.0, doc="0 = plain ERM loss")
-    distribution: str = _opt("beta", choices=DISTRIBUTIONS)
-    per_sample: bool = _opt(True)
-    pairing: str = _opt("real-fake", choices=PAIRINGS)
-    mix_prob: float = _opt(1.0, ge=0.0, le=1.0)
-    erm_weight: float = _opt(0.0, ge=0.0)
-    generator_loss: str | None = _opt(None, choices=sorted(GENERATOR_LOSSES),
+    name: str = option("bce", choices=sorted(ADVERSARIAL_LOSSES))
+    alpha: float = option(0.2, ge=0.0, doc="0 = plain ERM loss")
+    distribution: str = option("beta", choices=DISTRIBUTIONS)
+    per_sample: bool = option(True)
+    pairing: str = option("real-fake", choices=PAIRINGS)
+    mix_prob: float = option(1.0, ge=0.0, le=1.0)
+    erm_weight: float = option(0.0, ge=0.0)
+    generator_loss: str | None = option(None, choices=sorted(GENERATOR_LOSSES),
                                       doc="default: the usual partner of the loss")
 
     def check(self) -> tuple[str, str] | None:
@@ -74,29 +74,29 @@ class LossConfig:
 
 @dataclass
 class TrainConfig:
-    steps: int = _opt(2000, gt=0, doc="generator iterations")
-    batch_size: int = _opt(128, gt=0)
-    n_dis: int = _opt(5, gt=0, doc="D steps per G step")
-    lr: float = _opt(1e-3, gt=0.0)
-    betas: tuple[float, float] = _opt((0.9, 0.999))
-    seed: int = _opt(0, ge=0)
-    device: str = _opt("auto", doc="auto, cpu, cuda, cuda:N")
+    steps: int = option(2000, gt=0, doc="generator iterations")
+    batch_size: int = option(128, gt=0)
+    n_dis: int = option(5, gt=0, doc="D steps per G step")
+    lr: float = option(1e-3, gt=0.0)
+    betas: tuple[float, float] = option((0.9, 0.999))
+    seed: int = option(0, ge=0)
+    device: str = option("auto", doc="auto, cpu, cuda, cuda:N")
 
 
 @dataclass
 class EvalConfig:
-    every: int = _opt(250, gt=0, doc="evaluate metrics every N generator steps")
-    n_samples: int = _opt(2500, ge=2)
-    snapshots: list[int] = _opt([10, 100, 1000, 10000, 20000])
-    contour: bool = _opt(False, doc="draw D's output under the snapshots")
+    every: int = option(250, gt=0, doc="evaluate metrics every N generator steps")
+    n_samples: int = option(2500, ge=2)
+    snapshots: list[int] = option([10, 100, 1000, 10000, 20000])
+    contour: bool = option(False, doc="draw D's output under the snapshots")
 
 
 @dataclass
 class OutputConfig:
-    dir: str = _opt("runs")
-    name: str | None = _opt(None, doc="run folder name; default: config file stem")
-    checkpoint_every: int = _opt(500, gt=0)
-    progress: bool = _opt(True, doc="show a progress bar")
+    dir: str = option("runs")
+    name: str | None = option(None, doc="run folder name; default: config file stem")
+    checkpoint_every: int = option(500, gt=0)
+    progress: bool = option(True, doc="show a progress bar")
 
 
 @dataclass
@@ -125,6 +125,12 @@ def _convert(value: Any, tp, source: str, key: str) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _convert(value, inner[0], source, key)
+    if tp is Any:
+        return value
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
+        return {str(k): _convert(v, args[1], source, f"{key}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{where}: expected a section (mapping), got {value!r}")
@@ -255,5 +261,6 @@ def config_to_dict(config) -> dict:
 
 
 def save_config(config, path: str | Path) -> None:
-    """Write the resolved config as YAML (the run folder's `config.yaml`)."""
-    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    """Write a resolved config (dataclass or plain dict) as YAML."""
+    data = config if isinstance(config, dict) else config_to_dict(config)
+    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))

@@ -147,16 +147,8 @@ def erm_discriminator_loss(
     check_finite: bool = True,
 ) -> Tensor:
     """The plain loss `mean(real_term(D(real))) + mean(fake_term(D(fake)))` (fake detached)."""
-    _check_pair(real, fake, check_finite)
-    return _erm(discriminator, real, fake.detach(), get_terms(loss))[0]
-
-
-def _erm(discriminator, real: Tensor, fake: Tensor, terms: TermPair):
-    n = real.shape[0]
-    out_real = _per_sample(discriminator(real), n)
-    out_fake = _per_sample(discriminator(fake), n)
-    value = terms.real_term(out_real).mean() + terms.fake_term(out_fake).mean()
-    return value, out_real, out_fake
+    return mixup_discriminator_loss(discriminator, real, fake, alpha=0.0, loss=loss,
+                                    check_finite=check_finite)
 
 
 def _mixing_pairs(real: Tensor, fake: Tensor, pairing: str, generator):
@@ -171,6 +163,80 @@ def _mixing_pairs(real: Tensor, fake: Tensor, pairing: str, generator):
     first = random_permutation(2 * n, generator=generator, device=real.device)
     second = random_permutation(2 * n, generator=generator, device=real.device)
     return pool[first], pool[second], labels[first], labels[second]
+
+
+@dataclass
+class DiscriminatorBatch:
+    """What D sees in one step and how each part is scored.
+
+    `parts` holds `(inputs, target, weight)`: the step's loss is
+    `sum(weight * mean(target * real_term(o) + (1 - target) * fake_term(o)))` with `o` D's
+    outputs on `inputs`; a float target of 1.0 / 0.0 means the plain real / fake term.
+    """
+
+    parts: list[tuple[Tensor, Tensor | float, float]]
+    mixed: bool
+    lam: Tensor | None = None
+
+
+def check_options(alpha: float, distribution: str, pairing: str, mix_prob: float,
+                  erm_weight: float) -> float:
+    """Validate the mixup options once; returns alpha as a float."""
+    alpha = check_alpha(alpha, distribution)
+    if pairing not in PAIRINGS:
+        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
+    if not 0.0 <= mix_prob <= 1.0:
+        raise ValueError(f"mix_prob must be in [0, 1], got {mix_prob!r}")
+    if erm_weight < 0:
+        raise ValueError(f"erm_weight must be >= 0, got {erm_weight!r}")
+    return alpha
+
+
+def discriminator_batch(
+    real: Tensor,
+    fake: Tensor,
+    *,
+    alpha: float,
+    distribution: Distribution = "beta",
+    per_sample: bool = True,
+    pairing: Pairing = "real-fake",
+    mix_prob: float = 1.0,
+    erm_weight: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> DiscriminatorBatch:
+    """Draw this step's mixing (all of its randomness) and return what D must score.
+
+    Options as in `mixup_discriminator_loss`, assumed valid. The fake batch is detached.
+    """
+    fake = fake.detach()
+    use_mixup = alpha > 0 and (mix_prob == 1.0 or _coin(mix_prob, generator, real.device))
+    parts: list[tuple[Tensor, Tensor | float, float]] = []
+    lam = None
+    if use_mixup:
+        x_a, x_b, y_a, y_b = _mixing_pairs(real, fake, pairing, generator)
+        lam = sample_lam(
+            alpha, x_a.shape[0], distribution=distribution, per_sample=per_sample,
+            generator=generator, device=real.device, dtype=real.dtype,
+        )
+        parts.append((blend(x_a, x_b, lam), blend(y_a, y_b, lam), 1.0))
+    if not use_mixup or erm_weight > 0:
+        weight = erm_weight if use_mixup else 1.0
+        parts += [(real, 1.0, weight), (fake, 0.0, weight)]
+    return DiscriminatorBatch(parts, use_mixup, lam)
+
+
+def score_parts(terms: TermPair, batch: DiscriminatorBatch, outputs: list[Tensor]) -> Tensor:
+    """The loss of a `DiscriminatorBatch` given D's outputs on each part's inputs."""
+    total = None
+    for (inputs, target, weight), output in zip(batch.parts, outputs, strict=True):
+        output = _per_sample(output, inputs.shape[0])
+        if isinstance(target, Tensor):
+            value = mixed_term(terms, output, target).mean()
+        else:
+            value = (terms.real_term if target == 1.0 else terms.fake_term)(output).mean()
+        value = value if weight == 1.0 else weight * value
+        total = value if total is None else total + value
+    return total
 
 
 def mixup_discriminator_loss(
@@ -212,41 +278,31 @@ def mixup_discriminator_loss(
     Returns:
         A scalar loss, or `(loss, info)` with `return_info=True`.
     """
-    alpha = check_alpha(alpha, distribution)
-    if pairing not in PAIRINGS:
-        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
-    if not 0.0 <= mix_prob <= 1.0:
-        raise ValueError(f"mix_prob must be in [0, 1], got {mix_prob!r}")
-    if erm_weight < 0:
-        raise ValueError(f"erm_weight must be >= 0, got {erm_weight!r}")
+    alpha = check_options(alpha, distribution, pairing, mix_prob, erm_weight)
     _check_pair(real, fake, check_finite)
     terms = get_terms(loss)
-    fake = fake.detach()
+    batch = discriminator_batch(
+        real, fake, alpha=alpha, distribution=distribution, per_sample=per_sample,
+        pairing=pairing, mix_prob=mix_prob, erm_weight=erm_weight, generator=generator,
+    )
+    outputs = [discriminator(inputs) for inputs, _, _ in batch.parts]
+    value = score_parts(terms, batch, outputs)
+    if not return_info:
+        return value
+    return value, batch_info(batch, outputs)
 
-    use_mixup = alpha > 0 and (mix_prob == 1.0 or _coin(mix_prob, generator, real.device))
-    info: dict[str, Tensor] = {}
-    if use_mixup:
-        x_a, x_b, y_a, y_b = _mixing_pairs(real, fake, pairing, generator)
-        lam = sample_lam(
-            alpha, x_a.shape[0], distribution=distribution, per_sample=per_sample,
-            generator=generator, device=real.device, dtype=real.dtype,
-        )
-        target = blend(y_a, y_b, lam)
-        output = _per_sample(discriminator(blend(x_a, x_b, lam)), x_a.shape[0])
-        value = mixed_term(terms, output, target).mean()
-        if return_info:
-            info.update(lam_mean=lam.mean().detach(), target_mean=target.mean().detach(),
+
+def batch_info(batch: DiscriminatorBatch, outputs: list[Tensor]) -> dict[str, Tensor]:
+    """Detached diagnostics of one D step: mean lam, mean target, D's mean outputs."""
+    info: dict[str, Tensor] = {"mixed": torch.tensor(batch.mixed)}
+    names = {1.0: "d_real_mean", 0.0: "d_fake_mean"}
+    for (_, target, _), output in zip(batch.parts, outputs, strict=True):
+        if isinstance(target, Tensor):
+            info.update(lam_mean=batch.lam.mean().detach(), target_mean=target.mean().detach(),
                         d_mixed_mean=output.mean().detach())
-    if not use_mixup or erm_weight > 0:
-        erm, out_real, out_fake = _erm(discriminator, real, fake, terms)
-        value = erm if not use_mixup else value + erm_weight * erm
-        if return_info:
-            info.update(erm_loss=erm.detach(), d_real_mean=out_real.mean().detach(),
-                        d_fake_mean=out_fake.mean().detach())
-    if return_info:
-        info["mixed"] = torch.tensor(use_mixup)
-        return value, info
-    return value
+        else:
+            info[names[target]] = output.mean().detach()
+    return info
 
 
 def _coin(p: float, generator: torch.Generator | None, device) -> bool:
@@ -266,7 +322,10 @@ class MixupDiscriminatorLoss(nn.Module):
         unknown = set(options) - _OPTION_NAMES
         if unknown:
             raise TypeError(f"unknown option(s) {sorted(unknown)}; known: {sorted(_OPTION_NAMES)}")
-        self.alpha = check_alpha(alpha, options.get("distribution", "beta"))
+        self.alpha = check_options(
+            alpha, options.get("distribution", "beta"), options.get("pairing", "real-fake"),
+            options.get("mix_prob", 1.0), options.get("erm_weight", 0.0),
+        )
         self.terms = get_terms(loss)
         self.options = options
 

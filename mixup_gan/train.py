@@ -8,8 +8,7 @@ checkpoints) use their own fixed noise and never draw from that generator.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -17,7 +16,15 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .config import LossConfig, TrainConfig
-from .losses import DEFAULT_GENERATOR_LOSS, MixupDiscriminatorLoss, generator_loss
+from .losses import (
+    DEFAULT_GENERATOR_LOSS,
+    DiscriminatorBatch,
+    check_options,
+    discriminator_batch,
+    generator_loss,
+    get_terms,
+    score_parts,
+)
 
 RealBatches = Callable[[int, torch.Generator], Tensor]
 
@@ -67,16 +74,35 @@ class Hook:
         )
 
 
+def stream_seed(seed: int, stream: str) -> int:
+    """Independent seeds for a run's random streams (training, inits, evaluation noise)."""
+    return seed * 16 + STREAMS[stream]
+
+
+STREAMS = {"train": 0, "generator_init": 1, "discriminator_init": 2, "eval": 3}
+
+
+def _is_stacked(net: nn.Module) -> bool:
+    return getattr(net, "members", None) is not None
+
+
 class GANTrainer:
-    """Trains `generator` and `discriminator` with the mixup discriminator loss.
+    """Trains one GAN, or a population of P independent GANs, with the mixup D loss.
 
     Args:
-        generator: latent (N, latent_dim) -> samples (N, ...).
-        discriminator: samples -> raw outputs (N,) or (N, 1).
-        real_batches: `real_batches(n, rng)` returns n real samples.
+        generator: latent -> samples. Either an ordinary net, (N, latent_dim) -> (N, ...), for
+            a single run, or a stacked net with attribute `members` = P taking (P, N, ...).
+        discriminator: samples -> raw outputs, (N,) / (N, 1), or (P, N) when stacked.
+        real_batches: `real_batches(n, rng)` returns n real samples; one callable for all
+            members or one per member.
         latent_dim: size of the generator's input.
-        loss, train: the `loss` and `train` config sections.
+        loss: the `loss` config section, shared or one per member.
+        train: the `train` config section (shared: batch size, n_dis, Adam settings).
+        seeds: one training seed per member (default `[train.seed]`).
 
+    Each member draws its real batches, latents and mixing from its own generator, and its
+    loss is summed (not averaged) with the others', so member k's gradients, Adam updates
+    and random draws are those of a run of one with member k's seed and settings.
     Subclasses change a step by overriding `d_step`, `g_step` or `train_step`.
     """
 
@@ -84,69 +110,128 @@ class GANTrainer:
         self,
         generator: nn.Module,
         discriminator: nn.Module,
-        real_batches: RealBatches,
+        real_batches: RealBatches | Sequence[RealBatches],
         *,
         latent_dim: int,
-        loss: LossConfig,
+        loss: LossConfig | Sequence[LossConfig],
         train: TrainConfig,
+        seeds: Sequence[int] | None = None,
         device: torch.device | str = "cpu",
     ) -> None:
         self.device = torch.device(device)
         self.G, self.D = generator.to(self.device), discriminator.to(self.device)
-        self.real_batches, self.latent_dim, self.cfg = real_batches, latent_dim, train
-        self.rng = torch.Generator().manual_seed(train.seed)
+        self.seeds = list(seeds) if seeds is not None else [train.seed]
+        self.members = len(self.seeds)
+        self.stacked = _is_stacked(self.G)
+        if self.stacked != _is_stacked(self.D):
+            raise ValueError("generator and discriminator must both be stacked, or neither")
+        net_members = self.G.members if self.stacked else 1
+        if net_members != self.members:
+            raise ValueError(f"{len(self.seeds)} seeds for networks of {net_members} member(s)")
+        self.real_batches = _per_member(real_batches, self.members, "real_batches")
+        losses = _per_member(loss, self.members, "loss")
+        self.latent_dim, self.cfg = latent_dim, train
+        self.rngs = [torch.Generator().manual_seed(stream_seed(s, "train")) for s in self.seeds]
         self.opt_g = make_adam(self.G.parameters(), train)
         self.opt_d = make_adam(self.D.parameters(), train)
-        self.d_loss_fn = MixupDiscriminatorLoss(
-            loss.alpha, loss.name, distribution=loss.distribution, per_sample=loss.per_sample,
-            pairing=loss.pairing, mix_prob=loss.mix_prob, erm_weight=loss.erm_weight,
-            generator=self.rng, check_finite=False,  # the loop checks the losses instead
-        )
-        self.g_loss_kind = loss.generator_loss or DEFAULT_GENERATOR_LOSS[loss.name]
+        self.terms = [get_terms(c.name) for c in losses]
+        self.loss_options = [
+            dict(alpha=check_options(c.alpha, c.distribution, c.pairing, c.mix_prob,
+                                     c.erm_weight),
+                 distribution=c.distribution, per_sample=c.per_sample, pairing=c.pairing,
+                 mix_prob=c.mix_prob, erm_weight=c.erm_weight)
+            for c in losses
+        ]
+        self.g_loss_kinds = [c.generator_loss or DEFAULT_GENERATOR_LOSS[c.name] for c in losses]
         self.step = 0  # generator iterations done
-        self.loss_sums = {"d_loss": 0.0, "g_loss": 0.0, "count": 0}
+        self.diverged: dict[int, int] = {}  # member -> step at which its losses went non-finite
+        self._reset_sums()
+
+    # --- stacking -------------------------------------------------------------------------
+
+    def apply(self, net: nn.Module, x: Tensor) -> Tensor:
+        """Run a net on stacked input (P, N, ...) -> (P, N, ...), stacked or not."""
+        return net(x) if self.stacked else net(x[0]).unsqueeze(0)
+
+    def latents(self) -> Tensor:
+        n = self.cfg.batch_size
+        return torch.stack(
+            [torch.randn(n, self.latent_dim, generator=g) for g in self.rngs]
+        ).to(self.device)
+
+    def discriminate(self, batches: list[DiscriminatorBatch]) -> list[list[Tensor]]:
+        """D's outputs for every part of every member's batch, in one call when stacked."""
+        if not self.stacked:  # separate calls: keeps BatchNorm statistics per part
+            return [[self.D(inputs) for inputs, _, _ in b.parts] for b in batches]
+        rows = [torch.cat([inputs for inputs, _, _ in b.parts]) for b in batches]
+        sizes = [len(r) for r in rows]
+        longest = max(sizes)
+        if min(sizes) != longest:  # members see different counts: pad, then ignore the pad
+            rows = [torch.cat([r, r.new_zeros(longest - len(r), *r.shape[1:])]) for r in rows]
+        out = self.D(torch.stack(rows))
+        return [
+            list(out[k, : sizes[k]].split([len(inputs) for inputs, _, _ in b.parts]))
+            for k, b in enumerate(batches)
+        ]
 
     # --- one iteration ------------------------------------------------------------------
 
-    def latent(self, n: int) -> Tensor:
-        return torch.randn(n, self.latent_dim, generator=self.rng).to(self.device)
-
     def d_step(self) -> Tensor:
+        """One discriminator update; returns the members' losses, shape (P,)."""
         n = self.cfg.batch_size
-        real = self.real_batches(n, self.rng).to(self.device)
+        reals = [sample(n, g).to(self.device) for sample, g in zip(self.real_batches, self.rngs,
+                                                                    strict=True)]
         with torch.no_grad():
-            fake = self.G(self.latent(n))
-        loss = self.d_loss_fn(self.D, real, fake)
+            fakes = self.apply(self.G, self.latents()).unbind(0)
+        batches = [
+            discriminator_batch(real, fake, generator=g, **options)
+            for real, fake, g, options in zip(reals, fakes, self.rngs, self.loss_options,
+                                              strict=True)
+        ]
+        outputs = self.discriminate(batches)
+        losses = torch.stack([score_parts(t, b, o) for t, b, o in
+                              zip(self.terms, batches, outputs, strict=True)])
         self.opt_d.zero_grad(set_to_none=True)
-        loss.backward()
+        losses.sum().backward()
         self.opt_d.step()
-        return loss.detach()
+        return losses.detach()
 
     def g_step(self) -> Tensor:
+        """One generator update; returns the members' losses, shape (P,)."""
+        z = self.latents()
         # D's weights need no gradient here: skipping them saves a third of D's backward.
         self.D.requires_grad_(False)
         try:
-            loss = generator_loss(self.D(self.G(self.latent(self.cfg.batch_size))),
-                                  self.g_loss_kind)
+            out = self.apply(self.D, self.apply(self.G, z))
         finally:
             self.D.requires_grad_(True)
+        losses = torch.stack([generator_loss(out[k], kind)
+                              for k, kind in enumerate(self.g_loss_kinds)])
         self.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
+        losses.sum().backward()
         self.opt_g.step()
-        return loss.detach()
+        return losses.detach()
 
-    def train_step(self) -> dict[str, float]:
-        """`n_dis` D steps then one G step; returns the last D loss and the G loss."""
+    def train_step(self) -> dict[str, Tensor]:
+        """`n_dis` D steps then one G step; returns the last D losses and the G losses (P,)."""
         for _ in range(self.cfg.n_dis):
             d_loss = self.d_step()
-        g_loss = self.g_step()
-        d, g = float(d_loss), float(g_loss)
-        if not (math.isfinite(d) and math.isfinite(g)):
+        return {"d_loss": d_loss, "g_loss": self.g_step()}
+
+    def _check_finite(self, losses: dict[str, Tensor]) -> None:
+        bad = ~(torch.isfinite(losses["d_loss"]) & torch.isfinite(losses["g_loss"]))
+        for k in bad.nonzero().flatten().tolist():
+            self.diverged.setdefault(k, self.step)
+        # Members are independent (their weights and Adam states never mix), so a population
+        # goes on while any member is healthy; a run of one stops here.
+        if len(self.diverged) == self.members:
+            d, g = losses["d_loss"].tolist(), losses["g_loss"].tolist()
+            which = "" if self.members == 1 else "every member: "
             raise TrainingDiverged(
-                f"training diverged at generator step {self.step + 1}: "
-                f"D loss {d}, G loss {g}"
+                f"training diverged at generator step {self.step}: {which}"
+                f"D loss {d if self.members > 1 else d[0]}, "
+                f"G loss {g if self.members > 1 else g[0]}"
             )
-        return {"d_loss": d, "g_loss": g}
 
     # --- the loop -----------------------------------------------------------------------
 
@@ -159,11 +244,13 @@ class GANTrainer:
             while self.step < steps:
                 losses = self.train_step()
                 self.step += 1
+                self._check_finite(losses)
                 for key, value in losses.items():
-                    self.loss_sums[key] += value
+                    self.loss_sums[key] += value.double().cpu()
                 self.loss_sums["count"] += 1
                 if self.step % 10 == 0 or self.step == steps:
-                    bar.set_postfix(d=f"{losses['d_loss']:.3f}", g=f"{losses['g_loss']:.3f}")
+                    bar.set_postfix(d=f"{losses['d_loss'].nanmean():.3f}",
+                                    g=f"{losses['g_loss'].nanmean():.3f}")
                 bar.update(1)
                 for hook in hooks:
                     if hook.due(self.step, steps):
@@ -171,12 +258,17 @@ class GANTrainer:
         finally:
             bar.close()
 
-    def pop_mean_losses(self) -> dict[str, float]:
-        """Mean D/G losses since the last call (for logging), then reset."""
+    def _reset_sums(self) -> None:
+        zeros = torch.zeros(self.members, dtype=torch.float64)
+        self.loss_sums = {"d_loss": zeros.clone(), "g_loss": zeros.clone(), "count": 0}
+
+    def pop_mean_losses(self) -> list[dict[str, float]]:
+        """Each member's mean D/G losses since the last call (for logging), then reset."""
         count = max(self.loss_sums["count"], 1)
-        means = {k: self.loss_sums[k] / count for k in ("d_loss", "g_loss")}
-        self.loss_sums = {"d_loss": 0.0, "g_loss": 0.0, "count": 0}
-        return means
+        d = (self.loss_sums["d_loss"] / count).tolist()
+        g = (self.loss_sums["g_loss"] / count).tolist()
+        self._reset_sums()
+        return [{"d_loss": dk, "g_loss": gk} for dk, gk in zip(d, g, strict=True)]
 
     # --- checkpoint state -----------------------------------------------------------------
 
@@ -187,8 +279,9 @@ class GANTrainer:
             "discriminator": self.D.state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
-            "rng": self.rng.get_state(),
+            "rngs": [g.get_state() for g in self.rngs],
             "loss_sums": dict(self.loss_sums),
+            "diverged": [[k, s] for k, s in self.diverged.items()],
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -196,6 +289,18 @@ class GANTrainer:
         self.D.load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        self.rng.set_state(state["rng"])
+        if len(state["rngs"]) != self.members:
+            raise ValueError(f"checkpoint has {len(state['rngs'])} members, not {self.members}")
+        for g, rng_state in zip(self.rngs, state["rngs"], strict=True):
+            g.set_state(rng_state)
         self.step = int(state["step"])
         self.loss_sums = dict(state["loss_sums"])
+        self.diverged = {int(k): int(s) for k, s in state["diverged"]}
+
+
+def _per_member(value, members: int, name: str) -> list:
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != members:
+            raise ValueError(f"{name}: {len(value)} values for {members} members")
+        return list(value)
+    return [value] * members

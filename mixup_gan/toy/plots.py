@@ -23,6 +23,7 @@ class Snapshot:
     step: int
     fake: Tensor  # (N, 2)
     d_grid: Tensor | None = None  # (R, R) over [-limit, limit]^2, row = y
+    title: str | None = None  # default: "step N"
 
 
 def d_grid(discriminator, limit: float, resolution: int = 100, device="cpu") -> Tensor:
@@ -35,7 +36,7 @@ def d_grid(discriminator, limit: float, resolution: int = 100, device="cpu") -> 
     return out.reshape(resolution, resolution).float().cpu()
 
 
-def draw_snapshot(ax, real: Tensor, snap: Snapshot, limit: float, title: str | None = None):
+def draw_snapshot(ax, real: Tensor, snap: Snapshot, limit: float):
     if snap.d_grid is not None:
         ax.imshow(snap.d_grid.numpy(), extent=(-limit, limit, -limit, limit), origin="lower",
                   cmap="Greys", alpha=0.6, aspect="equal")
@@ -46,7 +47,7 @@ def draw_snapshot(ax, real: Tensor, snap: Snapshot, limit: float, title: str | N
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title if title is not None else f"step {snap.step}", fontsize=9)
+    ax.set_title(snap.title or f"step {snap.step}", fontsize=9)
 
 
 def save_snapshot(path: Path, real: Tensor, snap: Snapshot, limit: float) -> None:

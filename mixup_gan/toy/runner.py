@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from ..config import RunConfig
+from ..config import LossConfig, ModelConfig, RunConfig, TrainConfig
 from ..runs import RunFolder
-from ..train import GANTrainer, Hook, TrainingDiverged, resolve_device
+from ..train import GANTrainer, Hook, TrainingDiverged, resolve_device, stream_seed
 from .data import ToyDistribution, make_distribution, read_points
 from .metrics import frechet_2d, mode_metrics
 from .nets import ToyDiscriminator, ToyGenerator
@@ -23,6 +24,27 @@ def evaluate(samples: torch.Tensor, dist: ToyDistribution, reference: torch.Tens
     """All toy metrics for one set of generated points."""
     metrics = mode_metrics(samples, dist.centers, dist.std) if dist.has_modes else {}
     return {**metrics, "frechet": frechet_2d(samples, reference)}
+
+
+def build_toy_trainer(model: ModelConfig, train: TrainConfig, losses: Sequence[LossConfig],
+                      dists: Sequence[ToyDistribution], seeds: Sequence[int],
+                      device: torch.device) -> GANTrainer:
+    """A trainer for a population of toy GANs (one member per seed; a run is P = 1)."""
+    members = len(seeds)
+    return GANTrainer(
+        ToyGenerator(model.latent_dim, model.hidden, model.depth, members=members,
+                     seeds=[stream_seed(s, "generator_init") for s in seeds]),
+        ToyDiscriminator(model.hidden, model.depth, members=members,
+                         seeds=[stream_seed(s, "discriminator_init") for s in seeds]),
+        [d.sample for d in dists], latent_dim=model.latent_dim, loss=list(losses),
+        train=train, seeds=seeds, device=device,
+    )
+
+
+def eval_noise(n: int, latent_dim: int, seed: int) -> torch.Tensor:
+    """The fixed latent points a run is evaluated and drawn on."""
+    generator = torch.Generator().manual_seed(stream_seed(seed, "eval"))
+    return torch.randn(n, latent_dim, generator=generator)
 
 
 def load_snapshot(path: Path) -> Snapshot:
@@ -48,13 +70,8 @@ def run_toy(config: RunConfig, name: str, *, overwrite: bool = False) -> dict:
     folder = RunFolder(config.output.dir, name)
     snap_dir = folder.path / "snapshots"
 
-    torch.manual_seed(config.train.seed)  # network initialisation
-    trainer = GANTrainer(
-        ToyGenerator(config.model.latent_dim, config.model.hidden, config.model.depth),
-        ToyDiscriminator(config.model.hidden, config.model.depth),
-        dist.sample, latent_dim=config.model.latent_dim, loss=config.loss,
-        train=config.train, device=device,
-    )
+    trainer = build_toy_trainer(config.model, config.train, [config.loss], [dist],
+                                [config.train.seed], device)
     state = folder.start(config, overwrite=overwrite)
     if state is not None:
         trainer.load_state_dict(state)
@@ -63,15 +80,14 @@ def run_toy(config: RunConfig, name: str, *, overwrite: bool = False) -> dict:
         if int(stale.stem.split("_")[1]) > trainer.step:
             stale.unlink()
     # Fixed noise: every evaluation and picture looks at the same latent points.
-    fixed_noise = torch.randn(config.eval.n_samples, config.model.latent_dim,
-                              generator=torch.Generator().manual_seed(config.train.seed + 1))
+    fixed_noise = eval_noise(config.eval.n_samples, config.model.latent_dim, config.train.seed)
 
     def generate() -> torch.Tensor:
         with torch.no_grad():
             return trainer.G(fixed_noise.to(device)).float().cpu()
 
     def log_metrics(t: GANTrainer) -> None:
-        row = {"step": t.step, **t.pop_mean_losses(), **evaluate(generate(), dist, reference)}
+        row = {"step": t.step, **t.pop_mean_losses()[0], **evaluate(generate(), dist, reference)}
         folder.log(row)
 
     def snapshot(t: GANTrainer) -> None:

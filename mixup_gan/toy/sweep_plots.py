@@ -1,0 +1,105 @@
+"""Sweep figures: final metrics against alpha with spread over seeds, and final snapshots."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import torch
+
+from .data import make_distribution, read_points
+from .plots import Snapshot, plt, save_grid
+
+X_KEY = "loss.alpha"
+
+
+def _final_rows(rows: list[dict]) -> dict[str, dict]:
+    final: dict[str, dict] = {}
+    for row in rows:
+        if row["run"] not in final or row["step"] >= final[row["run"]]["step"]:
+            final[row["run"]] = row
+    return final
+
+
+def _panels(runs) -> tuple[list[str], list[tuple]]:
+    """Grid keys other than alpha and the seed, and their value combinations."""
+    keys = [k for k in runs[0].values if k not in (X_KEY, "train.seed")]
+    combos = list(dict.fromkeys(tuple(r.values[k] for k in keys) for r in runs))
+    return keys, combos
+
+
+def save_sweep_figures(root: Path, runs, groups, rows: list[dict]) -> None:
+    if not rows or X_KEY not in runs[0].values:
+        return
+    final = _final_rows(rows)
+    keys, combos = _panels(runs)
+    save_metric_figure(root / "summary.png", runs, final, keys, combos)
+    save_snapshot_figure(root, runs, groups, keys, combos)
+
+
+def save_metric_figure(path: Path, runs, final: dict, keys: list[str], combos) -> None:
+    """Modes covered (top) and high-quality share (bottom) vs alpha, mean +- std over seeds."""
+    datasets = list(dict.fromkeys(r.config.data.name for r in runs))
+    fig, axes = plt.subplots(2, len(datasets), figsize=(4.2 * len(datasets), 6), dpi=120,
+                             squeeze=False)
+    for col, dataset in enumerate(datasets):
+        for combo in combos:
+            chosen = [r for r in runs if r.config.data.name == dataset
+                      and tuple(r.values[k] for k in keys) == combo]
+            if not chosen:
+                continue
+            alphas = sorted({r.values[X_KEY] for r in chosen})
+            label = ", ".join(f"{k.split('.')[-1]} {v}" for k, v in zip(keys, combo, strict=True)
+                              if k != "data.name") or "runs"
+            for row, metric in enumerate(("modes", "hq_share")):
+                means, spreads = [], []
+                for alpha in alphas:
+                    values = [final[r.id].get(metric) for r in chosen if r.values[X_KEY] == alpha]
+                    values = [v for v in values if v is not None]
+                    means.append(statistics.mean(values) if values else float("nan"))
+                    spreads.append(statistics.pstdev(values) if len(values) > 1 else 0.0)
+                axes[row][col].errorbar(alphas, means, yerr=spreads, marker="o", ms=4,
+                                        capsize=3, label=label)
+        dist = make_distribution(dataset) if dataset != "points" else None
+        if dist is not None and dist.has_modes:
+            axes[0][col].axhline(len(dist.centers), color="grey", lw=0.8, ls="--")
+        axes[0][col].set_title(dataset)
+        axes[0][col].set_ylabel("modes covered")
+        axes[1][col].set_ylabel("high-quality share")
+        axes[1][col].set_ylim(0, 1.02)
+        for row in range(2):
+            axes[row][col].set_xlabel("alpha (0 = ERM)")
+            axes[row][col].grid(alpha=0.3)
+        axes[0][col].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_snapshot_figure(root: Path, runs, groups, keys: list[str], combos) -> None:
+    """Final samples of the first seed: one row per setting, one column per alpha."""
+    samples: dict[str, torch.Tensor] = {}
+    for path in (root / "populations").glob("*/final_samples.pt"):
+        state = torch.load(path, weights_only=True)
+        samples.update(zip(state["ids"], state["fake"], strict=True))
+    first_seed = runs[0].values["train.seed"]
+    alphas = sorted({r.values[X_KEY] for r in runs})
+    grid_rows, limit = [], 1.5
+    for combo in combos:
+        chosen = {r.values[X_KEY]: r for r in runs if r.values["train.seed"] == first_seed
+                  and tuple(r.values[k] for k in keys) == combo}
+        if not chosen or any(r.id not in samples for r in chosen.values()):
+            continue
+        cfg = next(iter(chosen.values())).config
+        dist = make_distribution(cfg.data.name, scale=cfg.data.scale, path=cfg.data.path)
+        limit = dist.limit
+        real = (read_points(cfg.data.reference) if cfg.data.reference
+                else dist.sample(1000, torch.Generator().manual_seed(0)))[:1000]
+        snaps = [Snapshot(cfg.train.steps, samples[chosen[a].id], title=f"alpha {a}")
+                 for a in alphas if a in chosen]
+        label = ", ".join(f"{k.split('.')[-1]} {v}" for k, v in zip(keys, combo, strict=True))
+        grid_rows.append((label, real, snaps))
+    if grid_rows:
+        save_grid(root / "snapshots.png", grid_rows, limit,
+                  title=f"final samples, seed {first_seed}; columns: alpha {alphas}")
+
