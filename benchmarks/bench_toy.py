@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from common import interleaved_times, matmul_flops_per_second
+from common import interleaved_times, matmul_flops_per_second, toy_flops_per_iteration
 
 from mixup_gan.config import LossConfig, TrainConfig
 from mixup_gan.toy.data import ring
@@ -74,18 +74,6 @@ def our_iteration(pairing: str):
     return trainer.train_step
 
 
-def model_flops_per_iteration() -> float:
-    """Matmul FLOPs of one of our iterations (real-fake pairing)."""
-    def weights(in_dim, out_dim):
-        return in_dim * HIDDEN + (DEPTH - 1) * HIDDEN * HIDDEN + HIDDEN * out_dim
-
-    wg, wd = weights(LATENT, 2), weights(2, 1)
-    fwd = lambda w: 2 * BATCH * w  # noqa: E731
-    d_step = fwd(wg) + 3 * fwd(wd)  # G forward (no grad), D forward + backward
-    g_step = 3 * fwd(wg) + 2 * fwd(wd)  # G forward + backward, D forward + input-gradient
-    return N_DIS * d_step + g_step
-
-
 def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     fns = {
@@ -103,7 +91,7 @@ def main() -> None:
     print(f"ratio ours real-fake / reference real-fake: {times['reference real-fake'] / ours:.2f}x")
     print(f"ratio ours pool / reference pool: {times['reference pool'] / times['ours pool']:.2f}x")
     peak = matmul_flops_per_second(BATCH, HIDDEN, HIDDEN)
-    achieved = model_flops_per_iteration() / ours
+    achieved = toy_flops_per_iteration(BATCH, N_DIS, LATENT, HIDDEN, DEPTH) / ours
     print(f"matmul rate at ({BATCH}x{HIDDEN})@({HIDDEN}x{HIDDEN}): {peak / 1e9:.1f} GFLOP/s")
     print(f"our loop: {achieved / 1e9:.1f} GFLOP/s of model matmuls -> "
           f"utilization {100 * achieved / peak:.0f}%")

@@ -43,3 +43,15 @@ def matmul_flops_per_second(m: int, k: int, n: int, *, seconds: float = 1.0) -> 
             torch.mm(a, b, out=out)
         count += 20
     return 2 * m * k * n * count / (time.perf_counter() - start)
+
+
+def toy_flops_per_iteration(batch: int, n_dis: int, latent: int, hidden: int, depth: int) -> float:
+    """Matmul FLOPs of one generator iteration of our toy loop (real-fake pairing)."""
+
+    def weights(in_dim: int, out_dim: int) -> int:
+        return in_dim * hidden + (depth - 1) * hidden * hidden + hidden * out_dim
+
+    fwd_g, fwd_d = 2 * batch * weights(latent, 2), 2 * batch * weights(2, 1)
+    d_step = fwd_g + 3 * fwd_d  # G forward (no grad); D forward + backward
+    g_step = 3 * fwd_g + 2 * fwd_d  # G forward + backward; D forward + input gradient
+    return n_dis * d_step + g_step

@@ -50,8 +50,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import run_sweep
 
     root = run_sweep(args.config, args.overrides, progress=not args.no_progress)
-    print(f"\nsweep folder: {root}")
-    for name in ("results.csv", "results.jsonl", "summary.png", "snapshots.png"):
+    print(f"\nsweep folder: {root}\n")
+    print((root / "summary.md").read_text())
+    for name in ("results.csv", "results.jsonl", "summary.md", "summary.png", "snapshots.png"):
         if (root / name).exists():
             print(f"  {root / name}")
     return 0

@@ -14,6 +14,8 @@ import csv
 import hashlib
 import itertools
 import json
+import math
+import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -194,4 +196,43 @@ def write_results(root: Path, runs: list[SweepRun], groups: list[list[SweepRun]]
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
+    (root / "summary.md").write_text(summary_table(runs, rows))
     save_sweep_figures(root, runs, groups, rows)
+
+
+SUMMARY_METRICS = ("modes", "hq_share", "reverse_kl", "frechet")
+
+
+def _mean_spread(values: list) -> str:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return "n/a"
+    text = f"{statistics.mean(finite):.3g} ± {statistics.pstdev(finite):.2g}"
+    missing = len(values) - len(finite)
+    return text + (f" ({missing} n/a)" if missing else "")
+
+
+def summary_table(runs: list[SweepRun], rows: list[dict]) -> str:
+    """Markdown: one line per setting, final-step metrics as mean ± std over seeds.
+
+    A run with no high-quality sample has no reverse KL; it is counted as "n/a".
+    """
+    final: dict[str, dict] = {}
+    for row in rows:
+        if row["step"] >= final.get(row["run"], {"step": -1})["step"]:
+            final[row["run"]] = row
+    keys = [k for k in runs[0].values if k != "train.seed"]
+    settings: dict[tuple, list[SweepRun]] = {}
+    for run in runs:
+        settings.setdefault(tuple(run.values[k] for k in keys), []).append(run)
+    lines = ["| " + " | ".join(keys + ["seeds", "step", *SUMMARY_METRICS]) + " |",
+             "|" + "---|" * (len(keys) + 2 + len(SUMMARY_METRICS))]
+    for setting, members in settings.items():
+        done = [final[r.id] for r in members if r.id in final]
+        if not done:
+            continue
+        cells = [_mean_spread([d.get(m) for d in done]) for m in SUMMARY_METRICS]
+        step = max(d["step"] for d in done)
+        lines.append("| " + " | ".join([*map(str, setting), str(len(done)), str(step), *cells])
+                     + " |")
+    return "\n".join(lines) + "\n"

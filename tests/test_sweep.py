@@ -1,0 +1,156 @@
+"""Populations and sweeps: member k equals a run of one; sweeps are checked, grouped, resumable."""
+
+import json
+
+import pytest
+import torch
+
+from mixup_gan.config import ConfigError, LossConfig, ModelConfig, TrainConfig
+from mixup_gan.sweep import SweepConfig, expand, populations, run_sweep
+from mixup_gan.toy.data import grid, ring
+from mixup_gan.toy.runner import build_toy_trainer
+from mixup_gan.train import GANTrainer
+
+MODEL = ModelConfig(latent_dim=2, hidden=32, depth=2)
+TRAIN = TrainConfig(batch_size=16, n_dis=2)
+SETTINGS = [  # one population holding every kind of member the loss offers
+    LossConfig(alpha=0.2),
+    LossConfig(alpha=0.0),
+    LossConfig(alpha=0.3, pairing="pool", distribution="uniform", per_sample=False),
+    LossConfig(alpha=0.5, name="hinge", erm_weight=0.5, mix_prob=0.5),
+    LossConfig(alpha=1.0, name="least_squares", generator_loss="saturating"),
+]
+
+
+def trained(losses, dists, seeds, steps=8):
+    trainer = build_toy_trainer(MODEL, TRAIN, losses, dists, seeds, torch.device("cpu"))
+    for _ in range(steps):
+        trainer.train_step()
+    return trainer
+
+
+def member_state(trainer, k):
+    return {f"{net}.{name}": value[k] for net in ("G", "D")
+            for name, value in getattr(trainer, net).state_dict().items()}
+
+
+def test_member_k_equals_a_run_of_one():
+    dists = [ring(), grid(), ring(), grid(), ring()]
+    seeds = [3, 1, 4, 1, 5]
+    population = trained(SETTINGS, dists, seeds)
+    for k in range(len(SETTINGS)):
+        single = trained([SETTINGS[k]], [dists[k]], [seeds[k]])
+        # Not bit-for-bit: a batched matmul over P members blocks its sums differently.
+        for name, value in member_state(single, 0).items():
+            torch.testing.assert_close(member_state(population, k)[name], value, rtol=0,
+                                       atol=1e-5, msg=f"member {k}: {name}")
+
+
+def test_population_is_reproducible_bit_for_bit():
+    a = trained(SETTINGS, [ring()] * 5, range(5))
+    b = trained(SETTINGS, [ring()] * 5, range(5))
+    for name, value in a.G.state_dict().items():
+        assert torch.equal(value, b.G.state_dict()[name])
+
+
+def test_a_diverged_member_does_not_touch_the_others():
+    losses, dists = [LossConfig(alpha=0.2)] * 2, [ring(), grid()]
+    population = build_toy_trainer(MODEL, TRAIN, losses, dists, [0, 1], torch.device("cpu"))
+    with torch.no_grad():
+        population.D.layers[0].weight[0].fill_(float("nan"))
+    population.fit(4, progress=False)
+    assert population.diverged == {0: 1}
+    single = trained([losses[1]], [dists[1]], [1], steps=4)
+    for name, value in member_state(single, 0).items():
+        torch.testing.assert_close(member_state(population, 1)[name], value, rtol=0, atol=1e-5)
+
+
+def write_sweep(tmp_path, text: str):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    return path
+
+
+TINY = """
+set:
+  model.hidden: 16
+  model.depth: 1
+  train.steps: 6
+  train.batch_size: 16
+  train.n_dis: 1
+  eval.every: 3
+  eval.n_samples: 50
+  output.checkpoint_every: 2
+grid:
+  data.name: [ring, grid]
+  loss.alpha: [0, 0.2]
+seeds: [0, 1]
+population: 3
+output: {out}
+"""
+
+
+def test_grouping_into_populations():
+    sweep = SweepConfig(grid={"model.latent_dim": [2, 5], "loss.alpha": [0, 0.2, 1]},
+                        seeds=[0, 1], population=3)
+    runs = expand(sweep, "test")
+    groups = populations(runs, sweep.population)
+    assert len(runs) == 12
+    # latent 2 / 5 x (ERM | mixup) -> 4 groups; mixup groups hold 4 runs -> chunks of 3 + 1
+    assert sorted(len(g) for g in groups) == [1, 1, 2, 2, 3, 3]
+    for members in groups:
+        assert len({r.config.model.latent_dim for r in members}) == 1
+        assert len({r.config.loss.alpha == 0 for r in members}) == 1
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ("grid:\n  loss.alfa: [0.1]\n", r"unknown key 'loss.alfa'"),
+        ("grid:\n  loss.alpha: []\n", r"grid.loss.alpha has no values"),
+        ("grid:\n  loss.alpha: [0.1, fast]\n", r"run .*loss.alpha=fast.*expected float"),
+        ("grid:\n  loss.alpha: [-1]\n", r"loss.alpha: -1.0 must be >= 0"),
+        ("grid:\n  train.seed: [1, 2]\n", r"list seeds under 'seeds'"),
+        ("seeds: []\n", r"seeds is empty"),
+        ("gird:\n  loss.alpha: [1]\n", r"unknown key 'gird'"),
+        ("set:\n  train.steps: 0\n", r"set: train.steps: 0 must be > 0"),
+        ("population: 0\n", r"population: 0 must be > 0"),
+    ],
+)
+def test_bad_sweeps_fail_before_training(tmp_path, monkeypatch, body, match):
+    def no_training(*args, **kwargs):
+        raise AssertionError("training started")
+
+    monkeypatch.setattr(GANTrainer, "fit", no_training)
+    with pytest.raises(ConfigError, match=match):
+        run_sweep(write_sweep(tmp_path, body + f"output: {tmp_path}\n"), progress=False)
+
+
+def test_sweep_end_to_end_and_resume(tmp_path, monkeypatch):
+    whole = run_sweep(write_sweep(tmp_path, TINY.format(out=tmp_path / "a")), progress=False)
+    rows = [json.loads(line) for line in (whole / "results.jsonl").read_text().splitlines()]
+    assert len(rows) == 8 * 2  # 8 runs x eval at steps 3 and 6
+    assert {"data.name", "loss.alpha", "train.seed", "run", "step", "modes", "hq_share",
+            "reverse_kl", "frechet"} <= set(rows[0])
+    header = (whole / "results.csv").read_text().splitlines()[0]
+    assert header.startswith("data.name,loss.alpha,train.seed,run,step")
+    assert (whole / "summary.png").is_file() and (whole / "snapshots.png").is_file()
+    table = (whole / "summary.md").read_text().splitlines()
+    assert table[0].startswith("| data.name | loss.alpha | seeds | step | modes")
+    assert len(table) == 2 + 4 and all("| 2 | 6 |" in line for line in table[2:])
+
+    original, calls = GANTrainer.train_step, {"n": 0}
+
+    def crash_after_five_steps(self):
+        calls["n"] += 1
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(GANTrainer, "train_step", crash_after_five_steps)
+    path = write_sweep(tmp_path, TINY.format(out=tmp_path / "b"))
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(path, progress=False)
+    monkeypatch.setattr(GANTrainer, "train_step", original)
+    resumed = run_sweep(path, progress=False)
+    assert (resumed / "results.jsonl").read_text() == (whole / "results.jsonl").read_text()
