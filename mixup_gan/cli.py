@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .checkpoint import CheckpointError
-from .config import ConfigError, RunConfig, load_config
+from .config import ClassifyConfig, ConfigError, RunConfig, load_config
 from .toy.data import PointFileError
 from .train import TrainingDiverged
 
@@ -24,26 +24,40 @@ def _add_config_args(parser: argparse.ArgumentParser) -> None:
                         metavar="KEY=VALUE", help="override a config key, e.g. train.steps=200")
 
 
-def _run_name(config, config_path: Path | None) -> str:
+def _run_name(config, config_path: Path | None, default: str) -> str:
     if config.output.name:
         return config.output.name
-    return config_path.stem if config_path else "toy"
+    return config_path.stem if config_path else default
+
+
+def _run_command(args: argparse.Namespace, schema, run, keys: tuple[str, ...]) -> int:
+    """Load a run config, train (or resume) it, print the summary's key figures."""
+    overrides = list(args.overrides) + (["output.progress=false"] if args.no_progress else [])
+    config = load_config(args.config, schema, overrides)
+    name = _run_name(config, args.config, args.command)
+    summary = run(config, name, overwrite=args.overwrite)
+    print(f"\nrun folder: {Path(config.output.dir) / name}")
+    for key in keys:
+        if summary.get(key) is not None:
+            value = summary[key]
+            text = f"{value:.4g}" if isinstance(value, float) else str(value)
+            print(f"  {key:<22} {text}")
+    return 0
 
 
 def cmd_toy(args: argparse.Namespace) -> int:
     from .toy.runner import run_toy
 
-    overrides = list(args.overrides) + (["output.progress=false"] if args.no_progress else [])
-    config = load_config(args.config, RunConfig, overrides)
-    name = _run_name(config, args.config)
-    summary = run_toy(config, name, overwrite=args.overwrite)
-    print(f"\nrun folder: {Path(config.output.dir) / name}")
-    for key in ("steps", "modes", "hq_share", "reverse_kl", "frechet", "iterations_per_second"):
-        if key in summary:
-            value = summary[key]
-            text = f"{value:.4g}" if isinstance(value, float) else str(value)
-            print(f"  {key:<22} {text}")
-    return 0
+    return _run_command(args, RunConfig, run_toy, ("steps", "modes", "hq_share", "reverse_kl",
+                                                   "frechet", "iterations_per_second"))
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from .classify.runner import run_classify
+
+    return _run_command(args, ClassifyConfig, run_classify, (
+        "epochs", "last_test_error", "best_test_error", "train_accuracy", "memorized",
+        "corrupted_labels"))
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -69,16 +83,21 @@ def cmd_toy_data(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mixup-gan",
-        description="Mixup for GAN discriminators: toy 2D runs with mode metrics and pictures.",
+        description="Mixup for GAN discriminators and classifiers: toy 2D GAN runs and sweeps "
+        "with mode metrics and pictures, and classification runs.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    toy = sub.add_parser("toy", help="train a toy 2D GAN (ring, grid, swiss roll, point file)")
-    _add_config_args(toy)
-    toy.add_argument("--overwrite", action="store_true",
-                     help="delete an existing run folder of the same name and start again")
-    toy.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    toy.set_defaults(func=cmd_toy)
+    for name, func, text in (
+        ("toy", cmd_toy, "train a toy 2D GAN (ring, grid, swiss roll, point file)"),
+        ("classify", cmd_classify, "train a classifier with mixup, CutMix or ERM"),
+    ):
+        run = sub.add_parser(name, help=text)
+        _add_config_args(run)
+        run.add_argument("--overwrite", action="store_true",
+                         help="delete an existing run folder of the same name and start again")
+        run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+        run.set_defaults(func=func)
 
     sweep = sub.add_parser("sweep", help="train a grid of toy GANs as populations")
     sweep.add_argument("--config", "-c", type=Path, required=True, help="sweep YAML file")

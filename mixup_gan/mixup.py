@@ -142,10 +142,33 @@ def soft_targets(
     return probs
 
 
+MODES: tuple[str, ...] = ("mixup", "cutmix")
+
+
+def paste_box(x: Tensor, source: Tensor, lam: float, generator: torch.Generator | None):
+    """CutMix: paste a random box of `source` into `x`; returns (mixed, lam of what is left).
+
+    The box covers about `1 - lam` of each image (side `sqrt(1 - lam)`), centred uniformly and
+    clipped at the border, so the returned lam (the share of `x` kept) is exact.
+    """
+    height, width = x.shape[-2:]
+    ratio = math.sqrt(1.0 - lam)
+    cut_h, cut_w = int(height * ratio), int(width * ratio)
+    draw_device = generator.device if generator is not None else x.device
+    cy = int(torch.randint(height, (1,), generator=generator, device=draw_device))
+    cx = int(torch.randint(width, (1,), generator=generator, device=draw_device))
+    y1, y2 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
+    x1, x2 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
+    mixed = x.clone()
+    mixed[..., y1:y2, x1:x2] = source[..., y1:y2, x1:x2]
+    return mixed, 1.0 - (y2 - y1) * (x2 - x1) / (height * width)
+
+
 def mix_inputs(
     x: Tensor,
     *,
     alpha: float,
+    mode: str = "mixup",
     distribution: Distribution = "beta",
     per_sample: bool = False,
     lam: Tensor | float | None = None,
@@ -155,11 +178,18 @@ def mix_inputs(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Mix a batch with a permutation of itself: returns `(x_mixed, perm, lam)`.
 
-    `x_mixed = lam * x + (1 - lam) * x[perm]`; `lam` has shape (N,). Pass `lam` and/or `perm`
-    to fix them (tests, reproductions); otherwise one lam per batch (the paper) or per sample.
+    mixup: `x_mixed = lam * x + (1 - lam) * x[perm]`. cutmix: a box of `x[perm]` is pasted into
+    every image (N, C, H, W), one box per batch, and lam becomes the share of `x` left.
+    `lam` has shape (N,). Pass `lam` and/or `perm` to fix them (tests, reproductions);
+    otherwise one lam per batch (the paper) or per sample (mixup only).
     """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     check_batch("x", x, check_finite=check_finite)
     n = x.shape[0]
+    if mode == "cutmix" and (per_sample or x.dim() < 3):
+        raise ValueError("cutmix needs images (N, ..., H, W) and one lam per batch "
+                         "(per_sample=False)")
     if lam is None:
         lam = sample_lam(
             alpha, n, distribution=distribution, per_sample=per_sample,
@@ -169,6 +199,9 @@ def mix_inputs(
         lam = torch.as_tensor(lam, device=x.device, dtype=x.dtype).expand(n)
     if perm is None:
         perm = random_permutation(n, generator=generator, device=x.device)
+    if mode == "cutmix":
+        mixed, kept = paste_box(x, x[perm], float(lam[0]), generator)
+        return mixed, perm, torch.full_like(lam, kept)
     return blend(x, x[perm], lam), perm, lam
 
 
@@ -178,6 +211,7 @@ def mixup_batch(
     *,
     alpha: float,
     num_classes: int | None = None,
+    mode: str = "mixup",
     distribution: Distribution = "beta",
     per_sample: bool = False,
     label_smoothing: float = 0.0,
@@ -192,12 +226,14 @@ def mixup_batch(
     probabilities (N, C). `y_soft = lam * t + (1 - lam) * t[perm]` with `t` the (smoothed)
     one-hot targets, shape (N, C), usable directly as `torch.nn.CrossEntropyLoss` targets.
     Smoothing is applied once, here: do not also pass `label_smoothing` to the criterion.
+    `mode="cutmix"` pastes a box instead of blending (see `mix_inputs`); targets use the
+    exact share of each image kept.
     """
     targets = soft_targets(y, num_classes, label_smoothing=label_smoothing, dtype=x.dtype)
     if targets.shape[0] != x.shape[0]:
         raise ValueError(f"x has {x.shape[0]} samples but y has {targets.shape[0]}")
     x_mixed, perm, lam = mix_inputs(
-        x, alpha=alpha, distribution=distribution, per_sample=per_sample, lam=lam,
+        x, alpha=alpha, mode=mode, distribution=distribution, per_sample=per_sample, lam=lam,
         perm=perm, generator=generator, check_finite=check_finite,
     )
     return x_mixed, blend(targets, targets[perm], lam)
@@ -238,19 +274,22 @@ class Mixup:
         alpha: float = 1.0,
         num_classes: int | None = None,
         *,
+        mode: str = "mixup",
         distribution: Distribution = "beta",
         per_sample: bool = False,
         label_smoothing: float = 0.0,
         generator: torch.Generator | None = None,
     ) -> None:
         check_alpha(alpha, distribution)
-        self.alpha, self.num_classes = alpha, num_classes
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.alpha, self.num_classes, self.mode = alpha, num_classes, mode
         self.distribution, self.per_sample = distribution, per_sample
         self.label_smoothing, self.generator = label_smoothing, generator
 
     def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         return mixup_batch(
-            x, y, alpha=self.alpha, num_classes=self.num_classes,
+            x, y, alpha=self.alpha, num_classes=self.num_classes, mode=self.mode,
             distribution=self.distribution, per_sample=self.per_sample,
             label_smoothing=self.label_smoothing, generator=self.generator,
         )
@@ -262,7 +301,7 @@ class Mixup:
 
     def __repr__(self) -> str:
         return (
-            f"Mixup(alpha={self.alpha}, num_classes={self.num_classes}, "
+            f"Mixup(alpha={self.alpha}, num_classes={self.num_classes}, mode={self.mode!r}, "
             f"distribution={self.distribution!r}, per_sample={self.per_sample}, "
             f"label_smoothing={self.label_smoothing})"
         )

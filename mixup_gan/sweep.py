@@ -203,7 +203,7 @@ def write_results(root: Path, runs: list[SweepRun], groups: list[list[SweepRun]]
 SUMMARY_METRICS = ("modes", "hq_share", "reverse_kl", "frechet")
 
 
-def _mean_spread(values: list) -> str:
+def mean_spread(values: list) -> str:
     finite = [v for v in values if v is not None and math.isfinite(v)]
     if not finite:
         return "n/a"
@@ -231,7 +231,7 @@ def summary_table(runs: list[SweepRun], rows: list[dict]) -> str:
         done = [final[r.id] for r in members if r.id in final]
         if not done:
             continue
-        cells = [_mean_spread([d.get(m) for d in done]) for m in SUMMARY_METRICS]
+        cells = [mean_spread([d.get(m) for d in done]) for m in SUMMARY_METRICS]
         step = max(d["step"] for d in done)
         lines.append("| " + " | ".join([*map(str, setting), str(len(done)), str(step), *cells])
                      + " |")

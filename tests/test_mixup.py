@@ -151,3 +151,27 @@ def test_integer_inputs_refused():
     with pytest.raises(TypeError, match="floating-point"):
         mixup_batch(torch.ones(3, 2, dtype=torch.long), torch.tensor([0, 1, 2]), alpha=1.0,
                     num_classes=3)
+
+
+def test_cutmix_pastes_one_box_and_targets_use_the_kept_share():
+    x = torch.zeros(4, 1, 10, 10)
+    x[1] = 1.0  # only image 1 is ones, and perm pairs image 0 with image 1
+    y = torch.tensor([0, 1, 2, 3])
+    perm = torch.tensor([1, 0, 3, 2])
+    mixed, soft = mixup_batch(x, y, alpha=1.0, num_classes=4, mode="cutmix", lam=0.75,
+                              perm=perm, generator=gen(0))
+    kept = 1 - float(mixed[0].mean())  # image 0 received a box of ones from image 1
+    assert 0 < kept < 1
+    torch.testing.assert_close(soft[0], torch.tensor([kept, 1 - kept, 0.0, 0.0]))
+    # the box of image 1 came from image 0 (zeros), the same box
+    torch.testing.assert_close(1 - mixed[1], mixed[0])
+    assert torch.equal(x[2], torch.zeros(1, 10, 10))  # input untouched
+
+
+def test_cutmix_refuses_per_sample_lam_and_flat_inputs():
+    with pytest.raises(ValueError, match="cutmix needs images"):
+        mixup_batch(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 0, 1]), alpha=1.0,
+                    num_classes=2, mode="cutmix", per_sample=True)
+    with pytest.raises(ValueError, match="cutmix needs images"):
+        mixup_batch(torch.randn(4, 8), torch.tensor([0, 1, 0, 1]), alpha=1.0, num_classes=2,
+                    mode="cutmix")

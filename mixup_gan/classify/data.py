@@ -1,0 +1,109 @@
+"""Classification data: scikit-learn's bundled digits (offline), CIFAR-10/100 (torchvision),
+and label corruption for the memorization experiment."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from ..config import ClassifyDataConfig, ConfigError
+
+DIGITS_TEST = 497  # fixed held-out digits (stratified, seed 0): 1300 train / 497 test
+NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}
+
+
+@dataclass
+class Split:
+    """A dataset split: tensors (digits) or a torchvision dataset with integer `labels`."""
+
+    inputs: Tensor | torch.utils.data.Dataset
+    labels: Tensor  # (N,) int64; for training, after corruption
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+@dataclass
+class ClassificationData:
+    train: Split
+    test: Split
+    num_classes: int
+    input_shape: tuple[int, ...]
+    corrupted: Tensor  # (N_train,) bool: label differs from the original
+    labels_sha1: str  # fingerprint of the training labels actually used
+
+
+def load_digits_split() -> tuple[Split, Split]:
+    """The 8x8 digits as (N, 1, 8, 8) floats in [0, 1], split 1300/497 stratified (seed 0)."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ConfigError(
+            "data.name 'digits' needs scikit-learn: pip install 'mixup-gan[digits]'"
+        ) from None
+    digits = load_digits()
+    x = torch.tensor(digits.data, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
+    y = torch.tensor(digits.target, dtype=torch.int64)
+    g = torch.Generator().manual_seed(0)
+    test_idx = []
+    per_class = [torch.nonzero(y == c).flatten() for c in range(10)]
+    shares = [round(DIGITS_TEST * len(idx) / len(y)) for idx in per_class]
+    shares[0] += DIGITS_TEST - sum(shares)
+    for idx, share in zip(per_class, shares, strict=True):
+        test_idx.append(idx[torch.randperm(len(idx), generator=g)[:share]])
+    test = torch.zeros(len(y), dtype=torch.bool)
+    test[torch.cat(test_idx)] = True
+    return Split(x[~test], y[~test]), Split(x[test], y[test])
+
+
+def load_cifar_split(cfg: ClassifyDataConfig) -> tuple[Split, Split]:
+    """CIFAR-10/100 through torchvision (downloads when `data.download` and missing)."""
+    import torchvision
+    from torchvision.transforms import v2
+
+    cls = torchvision.datasets.CIFAR10 if cfg.name == "cifar10" else torchvision.datasets.CIFAR100
+    mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+    to_tensor = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
+    augment = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if cfg.augment else []
+    try:
+        train = cls(cfg.root, train=True, download=cfg.download,
+                    transform=v2.Compose(augment + to_tensor))
+        test = cls(cfg.root, train=False, download=cfg.download, transform=v2.Compose(to_tensor))
+    except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
+        raise ConfigError(f"data.root {cfg.root!r}: {exc} (set data.download: true)") from None
+    return (Split(train, torch.tensor(train.targets)), Split(test, torch.tensor(test.targets)))
+
+
+def corrupt_labels(labels: Tensor, share: float, num_classes: int, seed: int) -> Tensor:
+    """Replace `round(share * N)` labels, chosen at random, by uniformly random classes.
+
+    As in the paper's memorization experiment, a random label may equal the true one.
+    """
+    g = torch.Generator().manual_seed(seed)
+    count = round(share * len(labels))
+    chosen = torch.randperm(len(labels), generator=g)[:count]
+    noisy = labels.clone()
+    noisy[chosen] = torch.randint(num_classes, (count,), generator=g)
+    return noisy
+
+
+def load_data(cfg: ClassifyDataConfig) -> ClassificationData:
+    """Load the configured dataset, check `num_classes`, corrupt labels when asked."""
+    train, test = load_digits_split() if cfg.name == "digits" else load_cifar_split(cfg)
+    num_classes = cfg.num_classes or NUM_CLASSES[cfg.name]
+    highest = int(max(train.labels.max(), test.labels.max()))
+    if highest >= num_classes:
+        raise ConfigError(f"data.num_classes: {num_classes} but the {cfg.name} labels go up "
+                          f"to {highest}")
+    original = train.labels
+    if cfg.corrupt > 0:
+        train = Split(train.inputs, corrupt_labels(original, cfg.corrupt, num_classes,
+                                                   cfg.corrupt_seed))
+    sample = train.inputs[0] if isinstance(train.inputs, Tensor) else train.inputs[0][0]
+    return ClassificationData(
+        train, test, num_classes, tuple(sample.shape), train.labels != original,
+        hashlib.sha1(train.labels.numpy().tobytes()).hexdigest(),
+    )
