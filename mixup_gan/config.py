@@ -54,6 +54,13 @@ class ModelConfig:
     depth: int = option(3, ge=1, doc="hidden layers")
 
 
+def _uniform_alpha_problem(distribution: str, alpha: float) -> tuple[str, str] | None:
+    """Uniform(0, alpha) must stay in [0, 1] to interpolate rather than extrapolate."""
+    if distribution == "uniform" and alpha > 1:
+        return "alpha", f"{alpha!r} must be <= 1 with distribution 'uniform'"
+    return None
+
+
 @dataclass
 class LossConfig:
     name: str = option("bce", choices=sorted(ADVERSARIAL_LOSSES))
@@ -67,9 +74,7 @@ class LossConfig:
                                       doc="default: the usual partner of the loss")
 
     def check(self) -> tuple[str, str] | None:
-        if self.distribution == "uniform" and self.alpha > 1:
-            return "alpha", f"{self.alpha!r} must be <= 1 with distribution 'uniform'"
-        return None
+        return _uniform_alpha_problem(self.distribution, self.alpha)
 
 
 @dataclass
@@ -300,9 +305,7 @@ class ClassifyLossConfig:
     def check(self) -> tuple[str, str] | None:
         if self.mode == "cutmix" and self.per_sample:
             return "per_sample", "cutmix draws one box, so one lam, per batch"
-        if self.distribution == "uniform" and self.alpha > 1:
-            return "alpha", f"{self.alpha!r} must be <= 1 with distribution 'uniform'"
-        return None
+        return _uniform_alpha_problem(self.distribution, self.alpha)
 
 
 @dataclass

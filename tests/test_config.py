@@ -4,14 +4,20 @@ from pathlib import Path
 
 import pytest
 
-from mixup_gan.config import ConfigError, RunConfig, config_to_dict, load_config
+from mixup_gan.config import ClassifyConfig, ConfigError, RunConfig, config_to_dict, load_config
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").rglob("*.yaml"))
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
-def test_every_shipped_config_loads(path):
-    assert isinstance(load_config(path), RunConfig)
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_shipped_config_loads(path, monkeypatch):
+    from mixup_gan.sweep import SweepConfig, expand
+
+    schema = {"toy": RunConfig, "classify": ClassifyConfig, "sweeps": SweepConfig}
+    config = load_config(path, schema[path.parent.name])
+    if path.parent.name == "sweeps":  # every run of the grid must be a valid run config
+        monkeypatch.chdir(path.parent.parent.parent)  # base paths are repository-relative
+        assert len(expand(config, str(path))) > 0
 
 
 def test_paper_configs_have_the_paper_setup():
