@@ -63,7 +63,8 @@ def cmd_classify(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import run_sweep
 
-    root = run_sweep(args.config, args.overrides, progress=not args.no_progress)
+    root = run_sweep(args.config, args.overrides, progress=not args.no_progress,
+                     report=args.report)
     print(f"\nsweep folder: {root}\n")
     print((root / "summary.md").read_text())
     for name in ("results.csv", "results.jsonl", "summary.md", "summary.png", "snapshots.png"):
@@ -104,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--set", dest="overrides", action="append", default=[],
                        metavar="KEY=VALUE", help="override a sweep key, e.g. population=10")
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    sweep.add_argument("--report", action="store_true",
+                       help="train nothing; write results and figures of what is done so far")
     sweep.set_defaults(func=cmd_sweep)
 
     data = sub.add_parser("toy-data", help="regenerate the reference point sets in toy_data/")

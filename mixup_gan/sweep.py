@@ -160,8 +160,13 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm) -> N
     trainer.fit(shared.train.steps, hooks, progress=False)
 
 
-def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = True) -> Path:
-    """Run (or continue) a sweep file; returns the sweep's folder."""
+def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = True,
+              report: bool = False) -> Path:
+    """Run (or continue) a sweep file; returns the sweep's folder.
+
+    `report=True` trains nothing: it writes the results and figures of what has been trained
+    so far (unfinished runs appear with the last step they logged).
+    """
     path = Path(path)
     sweep = load_config(path, SweepConfig, overrides)
     source = str(path)
@@ -169,6 +174,9 @@ def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = T
     groups = populations(runs, sweep.population)
     root = Path(sweep.output) / (sweep.name or path.stem)
     root.mkdir(parents=True, exist_ok=True)
+    if report:
+        write_results(root, runs, groups)
+        return root
     (root / "sweep.json").write_text(json.dumps(
         {"sweep": config_to_dict(sweep), "runs": [r.id for r in runs],
          "populations": [[r.id for r in g] for g in groups]}, indent=1))
@@ -196,8 +204,9 @@ def write_results(root: Path, runs: list[SweepRun], groups: list[list[SweepRun]]
         writer = csv.DictWriter(handle, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    (root / "summary.md").write_text(summary_table(runs, rows))
-    save_sweep_figures(root, runs, groups, rows)
+    final = final_rows(rows)
+    (root / "summary.md").write_text(summary_table(runs, final))
+    save_sweep_figures(root, runs, final)
 
 
 SUMMARY_METRICS = ("modes", "hq_share", "reverse_kl", "frechet")
@@ -212,15 +221,20 @@ def mean_spread(values: list) -> str:
     return text + (f" ({missing} n/a)" if missing else "")
 
 
-def summary_table(runs: list[SweepRun], rows: list[dict]) -> str:
-    """Markdown: one line per setting, final-step metrics as mean ± std over seeds.
-
-    A run with no high-quality sample has no reverse KL; it is counted as "n/a".
-    """
+def final_rows(rows: list[dict]) -> dict[str, dict]:
+    """Each run's last logged row, by run id."""
     final: dict[str, dict] = {}
     for row in rows:
         if row["step"] >= final.get(row["run"], {"step": -1})["step"]:
             final[row["run"]] = row
+    return final
+
+
+def summary_table(runs: list[SweepRun], final: dict[str, dict]) -> str:
+    """Markdown: one line per setting, last-step metrics as mean ± std over seeds.
+
+    A run with no high-quality sample has no reverse KL; it is counted as "n/a".
+    """
     keys = [k for k in runs[0].values if k != "train.seed"]
     settings: dict[tuple, list[SweepRun]] = {}
     for run in runs:

@@ -1,9 +1,10 @@
 """The one GAN training loop: `n_dis` discriminator steps, then one generator step.
 
-Toy and image runs share it; they differ only in data, nets and hooks. All randomness of
-training (real batches, latents, mixup lam) comes from one `torch.Generator` whose state is
-checkpointed, so a resumed run continues exactly where it stopped. Hooks (metrics, pictures,
-checkpoints) use their own fixed noise and never draw from that generator.
+Single runs and populations of P runs (sweeps) share it; toy and image runs differ only in
+data, nets and hooks. All randomness of training (real batches, latents, mixup lam) comes from
+one `torch.Generator` per member whose state is checkpointed, so a resumed run continues
+exactly where it stopped. Hooks (metrics, pictures, checkpoints) use their own fixed noise and
+never draw from those generators.
 """
 
 from __future__ import annotations
@@ -74,12 +75,14 @@ class Hook:
         )
 
 
+# A run's random streams: training draws, the (generator's or classifier's) initial weights,
+# the discriminator's initial weights, the fixed evaluation noise.
+STREAMS = {"train": 0, "init": 1, "discriminator_init": 2, "eval": 3}
+
+
 def stream_seed(seed: int, stream: str) -> int:
-    """Independent seeds for a run's random streams (training, inits, evaluation noise)."""
+    """Independent seeds for a run's random streams."""
     return seed * 16 + STREAMS[stream]
-
-
-STREAMS = {"train": 0, "generator_init": 1, "discriminator_init": 2, "eval": 3}
 
 
 def _is_stacked(net: nn.Module) -> bool:

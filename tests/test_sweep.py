@@ -152,5 +152,9 @@ def test_sweep_end_to_end_and_resume(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         run_sweep(path, progress=False)
     monkeypatch.setattr(GANTrainer, "train_step", original)
+    partial = run_sweep(path, progress=False, report=True)  # trains nothing
+    steps = [json.loads(line)["step"]
+             for line in (partial / "results.jsonl").read_text().splitlines()]
+    assert steps == [3, 3, 3]  # the first population (3 runs) logged step 3, then died
     resumed = run_sweep(path, progress=False)
     assert (resumed / "results.jsonl").read_text() == (whole / "results.jsonl").read_text()

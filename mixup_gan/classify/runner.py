@@ -84,7 +84,7 @@ def run_classify(config: ClassifyConfig, name: str, *, overwrite: bool = False,
     """Train (or resume) one classifier and return its summary."""
     device = resolve_device(config.train.device)
     data = data or load_data(config.data)
-    torch.manual_seed(stream_seed(config.train.seed, "generator_init"))  # model init
+    torch.manual_seed(stream_seed(config.train.seed, "init"))  # model init
     model = CLASSIFIERS[config.model.name](data.input_shape, data.num_classes,
                                            config.model.hidden).to(device)
     train = config.train

@@ -33,7 +33,7 @@ def build_toy_trainer(model: ModelConfig, train: TrainConfig, losses: Sequence[L
     members = len(seeds)
     return GANTrainer(
         ToyGenerator(model.latent_dim, model.hidden, model.depth, members=members,
-                     seeds=[stream_seed(s, "generator_init") for s in seeds]),
+                     seeds=[stream_seed(s, "init") for s in seeds]),
         ToyDiscriminator(model.hidden, model.depth, members=members,
                          seeds=[stream_seed(s, "discriminator_init") for s in seeds]),
         [d.sample for d in dists], latent_dim=model.latent_dim, loss=list(losses),

@@ -13,14 +13,6 @@ from .plots import Snapshot, plt, save_grid
 X_KEY = "loss.alpha"
 
 
-def _final_rows(rows: list[dict]) -> dict[str, dict]:
-    final: dict[str, dict] = {}
-    for row in rows:
-        if row["run"] not in final or row["step"] >= final[row["run"]]["step"]:
-            final[row["run"]] = row
-    return final
-
-
 def _panels(runs) -> tuple[list[str], list[tuple]]:
     """Grid keys other than alpha and the seed, and their value combinations."""
     keys = [k for k in runs[0].values if k not in (X_KEY, "train.seed")]
@@ -28,13 +20,14 @@ def _panels(runs) -> tuple[list[str], list[tuple]]:
     return keys, combos
 
 
-def save_sweep_figures(root: Path, runs, groups, rows: list[dict]) -> None:
-    if not rows or X_KEY not in runs[0].values:
+def save_sweep_figures(root: Path, runs, final: dict[str, dict]) -> None:
+    """summary.png and snapshots.png for the runs that have logged rows (`final`: last rows)."""
+    if not final or X_KEY not in runs[0].values:
         return
-    final = _final_rows(rows)
+    runs = [r for r in runs if r.id in final]
     keys, combos = _panels(runs)
     save_metric_figure(root / "summary.png", runs, final, keys, combos)
-    save_snapshot_figure(root, runs, groups, keys, combos)
+    save_snapshot_figure(root, runs, keys, combos)
 
 
 def save_metric_figure(path: Path, runs, final: dict, keys: list[str], combos) -> None:
@@ -76,7 +69,7 @@ def save_metric_figure(path: Path, runs, final: dict, keys: list[str], combos) -
     plt.close(fig)
 
 
-def save_snapshot_figure(root: Path, runs, groups, keys: list[str], combos) -> None:
+def save_snapshot_figure(root: Path, runs, keys: list[str], combos) -> None:
     """Final samples of the first seed: one row per setting, one column per alpha."""
     samples: dict[str, torch.Tensor] = {}
     for path in (root / "populations").glob("*/final_samples.pt"):
