@@ -33,8 +33,8 @@ from .config import (
     option,
 )
 from .runs import RunFolder
-from .toy.data import make_distribution, read_points
-from .toy.runner import REFERENCE_SEED, build_toy_trainer, eval_noise, evaluate
+from .toy.data import make_distribution
+from .toy.runner import build_toy_trainer, eval_noise, evaluate, reference_points
 from .train import Hook, resolve_device
 
 # Keys that may differ between members of one population; everything else is shared.
@@ -123,15 +123,12 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm) -> N
     device = resolve_device(shared.train.device)
     dists = [make_distribution(r.config.data.name, scale=r.config.data.scale,
                                path=r.config.data.path) for r in members]
-    references = [
-        read_points(r.config.data.reference) if r.config.data.reference
-        else d.sample(shared.eval.n_samples, torch.Generator().manual_seed(REFERENCE_SEED))
-        for r, d in zip(members, dists, strict=True)
-    ]
+    references = [reference_points(r.config, d) for r, d in zip(members, dists, strict=True)]
     seeds = [r.config.train.seed for r in members]
     trainer = build_toy_trainer(shared.model, shared.train, [r.config.loss for r in members],
                                 dists, seeds, device)
-    state = folder.start({r.id: config_to_dict(r.config) for r in members})
+    population_config = {r.id: config_to_dict(r.config) for r in members}
+    state = folder.start(population_config)
     if state is not None:
         trainer.load_state_dict(state)
     bar.update(trainer.step * len(members))
@@ -153,8 +150,7 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm) -> N
     hooks = [
         Hook(lambda t: bar.update(len(members)), every=1, final=False),
         Hook(log_metrics, every=shared.eval.every),
-        Hook(lambda t: folder.save(t.state_dict(), {r.id: config_to_dict(r.config)
-                                                    for r in members}),
+        Hook(lambda t: folder.save(t.state_dict(), population_config),
              every=shared.output.checkpoint_every),
     ]
     trainer.fit(shared.train.steps, hooks, progress=False)

@@ -26,6 +26,13 @@ def evaluate(samples: torch.Tensor, dist: ToyDistribution, reference: torch.Tens
     return {**metrics, "frechet": frechet_2d(samples, reference)}
 
 
+def reference_points(config: RunConfig, dist: ToyDistribution) -> torch.Tensor:
+    """The points a run is evaluated against: `data.reference`, else a seeded sample."""
+    if config.data.reference:
+        return read_points(config.data.reference)
+    return dist.sample(config.eval.n_samples, torch.Generator().manual_seed(REFERENCE_SEED))
+
+
 def build_toy_trainer(model: ModelConfig, train: TrainConfig, losses: Sequence[LossConfig],
                       dists: Sequence[ToyDistribution], seeds: Sequence[int],
                       device: torch.device) -> GANTrainer:
@@ -62,11 +69,7 @@ def run_toy(config: RunConfig, name: str, *, overwrite: bool = False) -> dict:
     """Train (or resume) one toy run and return its summary."""
     device = resolve_device(config.train.device)
     dist = make_distribution(config.data.name, scale=config.data.scale, path=config.data.path)
-    if config.data.reference:
-        reference = read_points(config.data.reference)
-    else:
-        seeded = torch.Generator().manual_seed(REFERENCE_SEED)
-        reference = dist.sample(config.eval.n_samples, seeded)
+    reference = reference_points(config, dist)
     folder = RunFolder(config.output.dir, name)
     snap_dir = folder.path / "snapshots"
 
