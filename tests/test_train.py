@@ -131,3 +131,12 @@ def test_generator_step_leaves_discriminator_untouched(tiny_config):
 def test_hook_schedule():
     hook = Hook(lambda t: None, every=5, at=[3, 7])
     assert [s for s in range(1, 13) if hook.due(s, last=12)] == [3, 5, 7, 10, 12]
+
+
+def test_contour_option_stores_d_on_a_grid(tiny_config, tmp_path):
+    run_toy(tiny_config("eval.contour=true", "train.steps=10"), "contour")
+    snap = torch.load(tmp_path / "runs" / "contour" / "snapshots" / "step_000010.pt",
+                      weights_only=True)
+    grid = snap["d_grid"]
+    assert grid.shape == (100, 100) and torch.isfinite(grid).all() and float(grid.std()) > 0
+    assert snap["fake"].shape == (200, 2)
