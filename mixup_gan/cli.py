@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .checkpoint import CheckpointError
-from .config import ClassifyConfig, ConfigError, RunConfig, load_config
+from .config import ClassifyConfig, ConfigError, ImageConfig, RunConfig, load_config
 from .toy.data import PointFileError
 from .train import TrainingDiverged
 
@@ -60,6 +60,22 @@ def cmd_classify(args: argparse.Namespace) -> int:
         "corrupted_labels"))
 
 
+def cmd_image(args: argparse.Namespace) -> int:
+    from .image.runner import run_image
+
+    return _run_command(args, ImageConfig, run_image,
+                        ("steps", "d_loss", "g_loss", "images_per_second"))
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .image.runner import sample_images
+
+    out = sample_images(args.checkpoint, args.n, args.out, use_ema=not args.no_ema,
+                        batch_size=args.batch_size, seed=args.seed, device=args.device)
+    print(f"wrote {args.n} images to {out}")
+    return 0
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .sweep import run_sweep
 
@@ -91,6 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     for name, func, text in (
         ("toy", cmd_toy, "train a toy 2D GAN (ring, grid, swiss roll, point file)"),
+        ("image", cmd_image, "train an image GAN (DCGAN, SN-ResNet) with the mixup D loss"),
         ("classify", cmd_classify, "train a classifier with mixup, CutMix or ERM"),
     ):
         run = sub.add_parser(name, help=text)
@@ -99,6 +116,16 @@ def build_parser() -> argparse.ArgumentParser:
                          help="delete an existing run folder of the same name and start again")
         run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
         run.set_defaults(func=func)
+
+    sample = sub.add_parser("sample", help="write images from a trained image GAN checkpoint")
+    sample.add_argument("--checkpoint", type=Path, required=True)
+    sample.add_argument("--n", type=int, default=64, help="number of images")
+    sample.add_argument("--out", type=Path, default=Path("samples"))
+    sample.add_argument("--no-ema", action="store_true", help="use the live generator")
+    sample.add_argument("--batch-size", type=int, default=256)
+    sample.add_argument("--seed", type=int, default=0)
+    sample.add_argument("--device", default="auto")
+    sample.set_defaults(func=cmd_sample)
 
     sweep = sub.add_parser("sweep", help="train a grid of toy GANs as populations")
     sweep.add_argument("--config", "-c", type=Path, required=True, help="sweep YAML file")

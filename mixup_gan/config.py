@@ -336,3 +336,47 @@ class ClassifyConfig:
     train: ClassifyTrainConfig = field(default_factory=ClassifyTrainConfig)
     eval: ClassifyEvalConfig = field(default_factory=ClassifyEvalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
+
+
+# --- image GAN runs (`mixup-gan image`): the same six sections -------------------------------
+
+
+@dataclass
+class ImageDataConfig:
+    name: str = option("cifar10", choices=("cifar10", "mnist", "folder", "digits"),
+                       doc="folder: every image under data.root; digits: offline 8x8 digits")
+    root: str = option("data", doc="dataset folder (downloaded into for cifar10/mnist)")
+    size: int = option(32, gt=0)
+    channels: int = option(3, choices=(1, 3))
+    download: bool = option(True)
+
+
+@dataclass
+class ImageModelConfig:
+    arch: str = option("dcgan", choices=("dcgan", "sn_resnet"))
+    latent_dim: int = option(128, ge=1)
+    g_width: int = option(128, ge=1)
+    d_width: int = option(64, ge=1)
+
+
+@dataclass
+class ImageTrainConfig(TrainConfig):
+    ema: float = option(0.999, ge=0.0, le=0.99999, doc="generator EMA decay; 0 = off")
+    amp: bool = option(True, doc="bfloat16 autocast on CUDA (ignored on CPU)")
+    compile: bool = option(False, doc="torch.compile G and D")
+
+
+@dataclass
+class ImageEvalConfig:
+    every: int = option(1000, gt=0, doc="log losses and write a sample grid every N steps")
+    n_samples: int = option(64, ge=1, doc="images in the sample grid (fixed noise)")
+
+
+@dataclass
+class ImageConfig:
+    data: ImageDataConfig = field(default_factory=ImageDataConfig)
+    model: ImageModelConfig = field(default_factory=ImageModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: ImageTrainConfig = field(default_factory=ImageTrainConfig)
+    eval: ImageEvalConfig = field(default_factory=ImageEvalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)

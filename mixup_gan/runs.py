@@ -71,6 +71,17 @@ class RunFolder:
         save_config(config, self.config)
         return state
 
+    def fit(self, trainer, steps: int, hooks, *, progress: bool) -> None:
+        """`trainer.fit`, with a divergence message that says what became of the checkpoint."""
+        from .train import TrainingDiverged
+
+        try:
+            trainer.fit(steps, hooks, progress=progress)
+        except TrainingDiverged as exc:
+            kept = (f"the last good checkpoint {self.checkpoint} is intact"
+                    if self.checkpoint.exists() else "no checkpoint had been written yet")
+            raise TrainingDiverged(f"{exc}; {kept}") from None
+
     def save(self, state: dict, config) -> None:
         """Atomically write the checkpoint, with the config it belongs to."""
         save_checkpoint({**state, "config": _as_dict(config)}, self.checkpoint)

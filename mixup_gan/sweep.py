@@ -34,8 +34,8 @@ from .config import (
 )
 from .runs import RunFolder
 from .toy.data import make_distribution
-from .toy.runner import build_toy_trainer, eval_noise, evaluate, reference_points
-from .train import Hook, resolve_device
+from .toy.runner import build_toy_trainer, evaluate, reference_points
+from .train import Hook, eval_noise, resolve_device
 
 # Keys that may differ between members of one population; everything else is shared.
 MEMBER_PREFIXES = ("data.", "loss.", "train.seed")

@@ -10,6 +10,7 @@ never draw from those generators.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -85,6 +86,12 @@ def stream_seed(seed: int, stream: str) -> int:
     return seed * 16 + STREAMS[stream]
 
 
+def eval_noise(n: int, latent_dim: int, seed: int) -> Tensor:
+    """The fixed latent points a run is evaluated and drawn on (its own random stream)."""
+    generator = torch.Generator().manual_seed(stream_seed(seed, "eval"))
+    return torch.randn(n, latent_dim, generator=generator)
+
+
 def _is_stacked(net: nn.Module) -> bool:
     return getattr(net, "members", None) is not None
 
@@ -120,8 +127,10 @@ class GANTrainer:
         train: TrainConfig,
         seeds: Sequence[int] | None = None,
         device: torch.device | str = "cpu",
+        autocast: Callable[[], AbstractContextManager] = nullcontext,
     ) -> None:
         self.device = torch.device(device)
+        self.autocast = autocast  # e.g. bfloat16 autocast on CUDA; forward passes only
         self.G, self.D = generator.to(self.device), discriminator.to(self.device)
         self.seeds = list(seeds) if seeds is not None else [train.seed]
         self.members = len(self.seeds)
@@ -184,16 +193,17 @@ class GANTrainer:
         n = self.cfg.batch_size
         reals = [sample(n, g).to(self.device) for sample, g in zip(self.real_batches, self.rngs,
                                                                     strict=True)]
-        with torch.no_grad():
+        with torch.no_grad(), self.autocast():
             fakes = self.apply(self.G, self.latents()).unbind(0)
         batches = [
-            discriminator_batch(real, fake, generator=g, **options)
+            discriminator_batch(real, fake.to(real.dtype), generator=g, **options)
             for real, fake, g, options in zip(reals, fakes, self.rngs, self.loss_options,
                                               strict=True)
         ]
-        outputs = self.discriminate(batches)
-        losses = torch.stack([score_parts(t, b, o) for t, b, o in
-                              zip(self.terms, batches, outputs, strict=True)])
+        with self.autocast():
+            outputs = self.discriminate(batches)
+            losses = torch.stack([score_parts(t, b, o).float() for t, b, o in
+                                  zip(self.terms, batches, outputs, strict=True)])
         self.opt_d.zero_grad(set_to_none=True)
         losses.sum().backward()
         self.opt_d.step()
@@ -205,7 +215,8 @@ class GANTrainer:
         # D's weights need no gradient here: skipping them saves a third of D's backward.
         self.D.requires_grad_(False)
         try:
-            out = self.apply(self.D, self.apply(self.G, z))
+            with self.autocast():
+                out = self.apply(self.D, self.apply(self.G, z)).float()
         finally:
             self.D.requires_grad_(True)
         losses = torch.stack([generator_loss(out[k], kind)

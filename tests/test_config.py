@@ -4,7 +4,14 @@ from pathlib import Path
 
 import pytest
 
-from mixup_gan.config import ClassifyConfig, ConfigError, RunConfig, config_to_dict, load_config
+from mixup_gan.config import (
+    ClassifyConfig,
+    ConfigError,
+    ImageConfig,
+    RunConfig,
+    config_to_dict,
+    load_config,
+)
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").rglob("*.yaml"))
 
@@ -13,7 +20,8 @@ CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").rglob("*.y
 def test_every_shipped_config_loads(path, monkeypatch):
     from mixup_gan.sweep import SweepConfig, expand
 
-    schema = {"toy": RunConfig, "classify": ClassifyConfig, "sweeps": SweepConfig}
+    schema = {"toy": RunConfig, "classify": ClassifyConfig, "sweeps": SweepConfig,
+              "image": ImageConfig}
     config = load_config(path, schema[path.parent.name])
     if path.parent.name == "sweeps":  # every run of the grid must be a valid run config
         monkeypatch.chdir(path.parent.parent.parent)  # base paths are repository-relative

@@ -10,7 +10,7 @@ import torch
 
 from ..config import LossConfig, ModelConfig, RunConfig, TrainConfig
 from ..runs import RunFolder
-from ..train import GANTrainer, Hook, TrainingDiverged, resolve_device, stream_seed
+from ..train import GANTrainer, Hook, eval_noise, resolve_device, stream_seed
 from .data import ToyDistribution, make_distribution, read_points
 from .metrics import frechet_2d, mode_metrics
 from .nets import ToyDiscriminator, ToyGenerator
@@ -46,12 +46,6 @@ def build_toy_trainer(model: ModelConfig, train: TrainConfig, losses: Sequence[L
         [d.sample for d in dists], latent_dim=model.latent_dim, loss=list(losses),
         train=train, seeds=seeds, device=device,
     )
-
-
-def eval_noise(n: int, latent_dim: int, seed: int) -> torch.Tensor:
-    """The fixed latent points a run is evaluated and drawn on."""
-    generator = torch.Generator().manual_seed(stream_seed(seed, "eval"))
-    return torch.randn(n, latent_dim, generator=generator)
 
 
 def load_snapshot(path: Path) -> Snapshot:
@@ -111,12 +105,7 @@ def run_toy(config: RunConfig, name: str, *, overwrite: bool = False) -> dict:
     ]
     started = time.perf_counter()
     start_step = trainer.step
-    try:
-        trainer.fit(config.train.steps, hooks, progress=config.output.progress)
-    except TrainingDiverged as exc:
-        kept = (f"the last good checkpoint {folder.checkpoint} is intact"
-                if folder.checkpoint.exists() else "no checkpoint had been written yet")
-        raise TrainingDiverged(f"{exc}; {kept}") from None
+    folder.fit(trainer, config.train.steps, hooks, progress=config.output.progress)
     elapsed = time.perf_counter() - started
 
     snaps = load_snapshots(folder.path, config.train.steps)

@@ -1,0 +1,123 @@
+"""Image data for GANs: CIFAR-10, MNIST, any image folder, and scikit-learn's digits offline.
+
+Every dataset is decoded once into a uint8 tensor (N, C, H, W) at the configured size, and
+training batches are drawn from it by index with the run's generator: no loader state to
+checkpoint (a resumed run draws exactly the batches it would have), and batches come from
+memory (or from GPU memory) at no decoding cost. Batches are floats in [-1, 1].
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from ..config import ConfigError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+
+
+class ImageBank:
+    """Decoded images as uint8 (N, C, H, W); `sample(n, rng)` -> floats in [-1, 1]."""
+
+    def __init__(self, images: Tensor) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4 or len(images) < 1:
+            raise ValueError(f"expected uint8 images (N, C, H, W), got {images.dtype} "
+                             f"{tuple(images.shape)}")
+        self.images = images
+
+    def to(self, device) -> ImageBank:
+        return ImageBank(self.images.to(device))
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.images.shape[1:])
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
+        idx = torch.randint(len(self.images), (n,), generator=generator)
+        return self.images[idx.to(self.images.device)].float() / 127.5 - 1.0
+
+
+def _decode(dataset, what: str) -> Tensor:
+    """Stack a dataset of (uint8 image, ...) items once, with a progress bar."""
+    items = (dataset[i][0] for i in range(len(dataset)))
+    return torch.stack(list(tqdm(items, total=len(dataset), desc=f"decoding {what}",
+                                 leave=False)))
+
+
+class _Files(torch.utils.data.Dataset):
+    """Image files as (uint8 tensor,) items; unreadable files are a clear error."""
+
+    def __init__(self, files: list[Path], transform) -> None:
+        self.files, self.transform = files, transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int):
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(self.files[i]) as image:
+                return (self.transform(image.convert("RGB")),)
+        except (UnidentifiedImageError, OSError) as exc:
+            raise ConfigError(f"data.root: cannot read image {self.files[i]} ({exc})") from None
+
+
+def _uint8_transform(size: int, channels: int):
+    from torchvision.transforms import v2
+
+    steps = [v2.ToImage()]
+    if channels == 1:
+        steps.append(v2.Grayscale(1))
+    steps += [v2.Resize(size, antialias=True), v2.CenterCrop(size), v2.ToDtype(torch.uint8)]
+    return v2.Compose(steps)
+
+
+def image_folder(root: str | Path, size: int, channels: int = 3) -> ImageBank:
+    """Every image under `root` (any depth), resized (shorter side) and centre-cropped."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"data.root: image folder not found: {root}")
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise ConfigError(f"data.root: no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
+    return ImageBank(_decode(_Files(files, _uint8_transform(size, channels)), str(root)))
+
+
+def torchvision_set(name: str, root: str, size: int, channels: int, download: bool):
+    """CIFAR-10 (training split) or MNIST through torchvision."""
+    import torchvision
+
+    cls = {"cifar10": torchvision.datasets.CIFAR10, "mnist": torchvision.datasets.MNIST}[name]
+    try:
+        dataset = cls(root, train=True, download=download,
+                      transform=_uint8_transform(size, channels))
+    except RuntimeError as exc:  # "Dataset not found or corrupted"
+        raise ConfigError(f"data.root {root!r}: {exc} (set data.download: true)") from None
+    return ImageBank(_decode(dataset, name))
+
+
+def digits(size: int, channels: int = 1) -> ImageBank:
+    """scikit-learn's bundled 8x8 digits (1797), bilinearly upsampled: a real offline set."""
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise ConfigError("data.name 'digits' needs scikit-learn: "
+                          "pip install 'mixup-gan[digits]'") from None
+    x = torch.tensor(load_digits().data, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
+    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
+                                        align_corners=False)
+    x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
+    return ImageBank(x.expand(-1, channels, -1, -1).contiguous())
+
+
+def load_images(name: str, *, root: str, size: int, channels: int, download: bool) -> ImageBank:
+    """The configured dataset as an `ImageBank`."""
+    if name == "folder":
+        return image_folder(root, size, channels)
+    if name == "digits":
+        return digits(size, channels)
+    return torchvision_set(name, root, size, channels, download)

@@ -1,0 +1,130 @@
+"""An image GAN run: the shared GAN loop with image data and nets, generator EMA, sample
+grids from fixed noise, checkpoints with exact resume, and `sample` from a checkpoint."""
+
+from __future__ import annotations
+
+import copy
+import time
+from pathlib import Path
+
+import torch
+from torch import nn
+from torchvision.utils import save_image
+
+from ..checkpoint import CheckpointError, load_checkpoint
+from ..config import ConfigError, ImageConfig, config_from_dict
+from ..runs import RunFolder
+from ..train import GANTrainer, Hook, eval_noise, resolve_device, stream_seed
+from .data import load_images
+from .nets import build_nets
+
+
+class ImageGANTrainer(GANTrainer):
+    """`GANTrainer` plus an exponential moving average of the generator's weights."""
+
+    def __init__(self, *args, ema_decay: float = 0.0, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.ema_decay = ema_decay
+        self.ema = copy.deepcopy(self.G).eval().requires_grad_(False) if ema_decay else None
+
+    def train_step(self):
+        losses = super().train_step()
+        if self.ema is not None:
+            with torch.no_grad():
+                for avg, live in zip(self.ema.parameters(), self.G.parameters(), strict=True):
+                    avg.lerp_(live, 1.0 - self.ema_decay)
+                for avg, live in zip(self.ema.buffers(), self.G.buffers(), strict=True):
+                    avg.copy_(live)  # BatchNorm statistics follow the live generator
+        return losses
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        if self.ema is not None:
+            state["ema"] = self.ema.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict) -> None:
+        super().load_state_dict(state)
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
+
+
+def build_generator(config: ImageConfig) -> nn.Module:
+    return build_nets(config.model.arch, config.model.latent_dim, config.data.channels,
+                      config.data.size, config.model.g_width, config.model.d_width)[0]
+
+
+def run_image(config: ImageConfig, name: str, *, overwrite: bool = False) -> dict:
+    """Train (or resume) one image GAN and return its summary."""
+    device = resolve_device(config.train.device)
+    m, d = config.model, config.data
+    torch.manual_seed(stream_seed(config.train.seed, "init"))  # network initialisation
+    G, D = build_nets(m.arch, m.latent_dim, d.channels, d.size, m.g_width, m.d_width)
+    bank = load_images(d.name, root=d.root, size=d.size, channels=d.channels,
+                       download=d.download).to(device)
+    if config.train.compile:
+        G.compile()
+        D.compile()
+    autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16))
+                if device.type == "cuda" and config.train.amp else None)
+    trainer = ImageGANTrainer(
+        G, D, bank.sample, latent_dim=m.latent_dim, loss=config.loss, train=config.train,
+        device=device, ema_decay=config.train.ema,
+        **({"autocast": autocast} if autocast else {}),
+    )
+    folder = RunFolder(config.output.dir, name)
+    state = folder.start(config, overwrite=overwrite)
+    if state is not None:
+        trainer.load_state_dict(state)
+    grids = folder.path / "samples"
+    grids.mkdir(exist_ok=True)
+    noise = eval_noise(config.eval.n_samples, m.latent_dim, config.train.seed).to(device)
+
+    def log_and_draw(t: GANTrainer) -> None:
+        folder.log({"step": t.step, **t.pop_mean_losses()[0]})
+        net = t.ema if t.ema is not None else t.G
+        with torch.no_grad():
+            images = net.eval()(noise).float()
+        t.G.train()
+        save_image(images, grids / f"step_{t.step:07d}.png", nrow=8, normalize=True,
+                   value_range=(-1, 1))
+
+    hooks = [
+        Hook(log_and_draw, every=config.eval.every),
+        Hook(lambda t: folder.save(t.state_dict(), config),
+             every=config.output.checkpoint_every),
+    ]
+    started, first = time.perf_counter(), trainer.step
+    folder.fit(trainer, config.train.steps, hooks, progress=config.output.progress)
+    elapsed = time.perf_counter() - started
+    summary = {"name": name, "steps": trainer.step, "device": str(device),
+               "images_per_second": ((trainer.step - first) * config.train.batch_size
+                                     * (config.train.n_dis + 1) / elapsed if elapsed else None),
+               **{k: v for k, v in (folder.read_metrics() or [{}])[-1].items() if k != "step"}}
+    folder.write_summary(summary)
+    return summary
+
+
+def sample_images(checkpoint: str | Path, n: int, out: str | Path, *, use_ema: bool = True,
+                  batch_size: int = 256, seed: int = 0, device: str = "auto") -> Path:
+    """Write `n` PNG images from a trained generator (EMA weights when present)."""
+    state = load_checkpoint(checkpoint)
+    try:
+        config = config_from_dict(state.get("config"), ImageConfig, source=str(checkpoint))
+        weights = state["ema"] if use_ema and "ema" in state else state["generator"]
+    except (ConfigError, KeyError) as exc:
+        raise CheckpointError(f"{checkpoint}: not an image GAN checkpoint ({exc})") from None
+    if n < 1:
+        raise ValueError(f"--n must be >= 1, got {n}")
+    dev = resolve_device(device)
+    G = build_generator(config).to(dev).eval()
+    G.load_state_dict(weights)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for start in range(0, n, batch_size):
+            z = torch.randn(min(batch_size, n - start), config.model.latent_dim, generator=g)
+            for i, image in enumerate(G(z.to(dev)).float(), start=start):
+                save_image(image, out / f"{i:06d}.png", normalize=True, value_range=(-1, 1))
+    return out

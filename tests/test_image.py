@@ -1,0 +1,165 @@
+"""Image GANs: nets, data, EMA, exact resume, sampling, bad input."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from mixup_gan.checkpoint import CheckpointError
+from mixup_gan.config import ConfigError, ImageConfig, load_config
+from mixup_gan.image.data import digits, image_folder
+from mixup_gan.image.nets import build_nets
+from mixup_gan.image.runner import ImageGANTrainer, run_image, sample_images
+from mixup_gan.train import GANTrainer
+
+
+@pytest.mark.parametrize(("arch", "size", "channels"),
+                         [("dcgan", 32, 3), ("dcgan", 32, 1), ("dcgan", 64, 3),
+                          ("sn_resnet", 32, 3)])
+def test_nets_shapes(arch, size, channels):
+    G, D = build_nets(arch, 16, channels, size, 16, 16)
+    with torch.no_grad():
+        images = G(torch.randn(3, 16))
+    assert images.shape == (3, channels, size, size)
+    assert float(images.abs().max()) <= 1.0
+    assert D(images).shape == (3,)
+
+
+def test_sn_resnet_discriminator_is_spectrally_normalised():
+    from torch.nn.utils import parametrize
+
+    _, D = build_nets("sn_resnet", 16, 3, 32, 16, 16)
+    layers = [m for m in D.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+    assert len(layers) == 11  # 3 + 3 + 2 + 2 convs and the output layer
+    assert all(parametrize.is_parametrized(m, "weight") for m in layers)
+
+
+def test_unsupported_size_names_the_key():
+    with pytest.raises(ConfigError, match=r"data.size: 48 is not supported by model.arch "
+                                          r"'dcgan' \(supported: 32, 64\)"):
+        build_nets("dcgan", 16, 3, 48, 16, 16)
+
+
+def write_pngs(folder, count=5, size=(20, 12)):
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(count):
+        pixels = rng.integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+        Image.fromarray(pixels).save(folder / f"img{i}.png")
+
+
+def test_image_folder_resizes_and_scales(tmp_path):
+    write_pngs(tmp_path / "imgs" / "nested")
+    bank = image_folder(tmp_path / "imgs", size=8, channels=3)
+    assert bank.images.shape == (5, 3, 8, 8) and bank.images.dtype == torch.uint8
+    batch = bank.sample(7, torch.Generator().manual_seed(0))
+    assert batch.shape == (7, 3, 8, 8) and -1 <= float(batch.min()) <= float(batch.max()) <= 1
+    assert image_folder(tmp_path / "imgs", size=8, channels=1).shape == (1, 8, 8)
+
+
+def test_bad_image_folders(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="no images"):
+        image_folder(tmp_path / "empty", size=8)
+    with pytest.raises(ConfigError, match="image folder not found"):
+        image_folder(tmp_path / "missing", size=8)
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "x.png").write_bytes(b"not a png")
+    with pytest.raises(ConfigError, match=r"cannot read image .*x.png"):
+        image_folder(tmp_path / "broken", size=8)
+
+
+def test_digits_bank():
+    pytest.importorskip("sklearn")
+    bank = digits(32, channels=1)
+    assert bank.images.shape == (1797, 1, 32, 32)
+    assert int(bank.images.max()) == 255 and int(bank.images.min()) == 0
+
+
+def test_ema_follows_the_formula():
+    G, D = build_nets("dcgan", 8, 1, 32, 8, 8)
+    cfg = load_config(None, ImageConfig, ["train.batch_size=4", "train.n_dis=1"])
+    trainer = ImageGANTrainer(G, D, lambda n, g: torch.rand(n, 1, 32, 32, generator=g) * 2 - 1,
+                              latent_dim=8, loss=cfg.loss, train=cfg.train, ema_decay=0.75)
+    before = {k: v.clone() for k, v in trainer.G.state_dict().items()}
+    trainer.train_step()
+    after, ema = trainer.G.state_dict(), trainer.ema.state_dict()
+    for name, _ in trainer.G.named_parameters():
+        torch.testing.assert_close(ema[name], 0.75 * before[name] + 0.25 * after[name])
+    assert torch.equal(ema["project.1.running_mean"], after["project.1.running_mean"])
+
+
+@pytest.fixture
+def image_config(tmp_path):
+    pytest.importorskip("sklearn")
+
+    def make(*overrides):
+        return load_config(None, ImageConfig, [
+            "data.name=digits", "data.channels=1", "model.latent_dim=8", "model.g_width=8",
+            "model.d_width=8", "train.steps=6", "train.batch_size=8", "train.n_dis=1",
+            "train.lr=0.0002", "eval.every=3", "eval.n_samples=16", f"output.dir={tmp_path}",
+            "output.checkpoint_every=2", "output.progress=false", *overrides])
+
+    return make
+
+
+def test_image_run_resumes_exactly_and_samples(image_config, tmp_path, monkeypatch):
+    run_image(image_config(), "whole")
+    whole = tmp_path / "whole"
+    assert (whole / "samples" / "step_0000006.png").is_file()
+    original, calls = GANTrainer.train_step, {"n": 0}
+
+    def crash_at_5(self):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(GANTrainer, "train_step", crash_at_5)
+    with pytest.raises(KeyboardInterrupt):
+        run_image(image_config(), "killed")
+    monkeypatch.setattr(GANTrainer, "train_step", original)
+    run_image(image_config(), "killed")
+    read = lambda run: (tmp_path / run / "metrics.jsonl").read_text()  # noqa: E731
+    assert read("killed") == read("whole")
+    a = torch.load(whole / "checkpoint.pt", weights_only=True)
+    b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
+    for key in ("generator", "discriminator", "ema"):
+        for name, value in a[key].items():
+            assert torch.equal(value, b[key][name]), f"{key}.{name}"
+
+    out = sample_images(whole / "checkpoint.pt", 5, tmp_path / "samples", batch_size=2)
+    pngs = sorted(out.glob("*.png"))
+    assert len(pngs) == 5 and Image.open(pngs[0]).size == (32, 32)
+
+
+def test_resume_with_another_architecture_names_the_keys(image_config):
+    run_image(image_config("train.steps=2"), "arch")
+    with pytest.raises(ConfigError, match=r"model.g_width: 8 -> 16"):
+        run_image(image_config("model.g_width=16"), "arch")
+
+
+def test_sampling_refuses_what_is_not_an_image_generator(tmp_path, tiny_config):
+    from mixup_gan.toy.runner import run_toy
+
+    run_toy(tiny_config("train.steps=2"), "toy")
+    with pytest.raises(CheckpointError, match="not an image GAN checkpoint"):
+        sample_images(tmp_path / "runs" / "toy" / "checkpoint.pt", 2, tmp_path / "out")
+    broken = tmp_path / "broken.pt"
+    broken.write_bytes(b"\x00" * 64)
+    with pytest.raises(CheckpointError, match="corrupt or truncated"):
+        sample_images(broken, 2, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_image_cli_summary(image_config, tmp_path, capsys):
+    from mixup_gan.cli import main
+
+    code = main(["image", "--set", "data.name=digits", "--set", "data.channels=1",
+                 "--set", "model.g_width=8", "--set", "model.d_width=8",
+                 "--set", "train.steps=2", "--set", "train.batch_size=4",
+                 "--set", f"output.dir={tmp_path}", "--set", "output.name=cli", "--no-progress"])
+    assert code == 0 and "images_per_second" in capsys.readouterr().out
+    assert json.loads((tmp_path / "cli" / "summary.json").read_text())["steps"] == 2
