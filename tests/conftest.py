@@ -1,3 +1,6 @@
+import pickle
+
+import numpy as np
 import pytest
 
 from mixup_gan.config import RunConfig, load_config
@@ -15,5 +18,29 @@ def tiny_config(tmp_path):
             "output.progress=false",
         ]
         return load_config(None, RunConfig, base + list(overrides))
+
+    return make
+
+
+@pytest.fixture
+def fake_cifar10(monkeypatch):
+    """Write a tiny CIFAR-10 folder in torchvision's pickle format (no download)."""
+    import torchvision.datasets.cifar
+
+    # torchvision checks the real files' md5 sums; our stand-in files have their own.
+    monkeypatch.setattr(torchvision.datasets.cifar, "check_integrity", lambda *a, **k: True)
+
+    def make(root, n_train=20, n_test=10):
+        folder = root / "cifar-10-batches-py"
+        folder.mkdir(parents=True)
+        rng = np.random.default_rng(0)
+        names = [(f"data_batch_{i}", n_train // 5) for i in range(1, 6)] + [("test_batch",
+                                                                             n_test)]
+        for name, n in names:
+            batch = {"data": rng.integers(0, 256, (n, 3072), dtype=np.uint8),
+                     "labels": rng.integers(0, 10, n).tolist()}
+            (folder / name).write_bytes(pickle.dumps(batch))
+        meta = {"label_names": [str(i) for i in range(10)]}
+        (folder / "batches.meta").write_bytes(pickle.dumps(meta))
 
     return make

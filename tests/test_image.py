@@ -71,6 +71,16 @@ def test_bad_image_folders(tmp_path):
         image_folder(tmp_path / "broken", size=8)
 
 
+def test_cifar10_bank_offline(tmp_path, fake_cifar10):
+    from mixup_gan.image.data import load_images
+
+    fake_cifar10(tmp_path)
+    bank = load_images("cifar10", root=str(tmp_path), size=32, channels=3, download=False)
+    assert bank.images.shape == (20, 3, 32, 32)
+    with pytest.raises(ConfigError, match="data.root"):
+        load_images("cifar10", root=str(tmp_path / "none"), size=32, channels=3, download=False)
+
+
 def test_digits_bank():
     pytest.importorskip("sklearn")
     bank = digits(32, channels=1)

@@ -72,7 +72,7 @@ def load_cifar_split(cfg: ClassifyDataConfig) -> tuple[Split, Split]:
         train = cls(cfg.root, train=True, download=cfg.download,
                     transform=v2.Compose(augment + to_tensor))
         test = cls(cfg.root, train=False, download=cfg.download, transform=v2.Compose(to_tensor))
-    except RuntimeError as exc:  # torchvision: "Dataset not found or corrupted"
+    except (RuntimeError, OSError) as exc:  # "Dataset not found or corrupted", missing file
         raise ConfigError(f"data.root {cfg.root!r}: {exc} (set data.download: true)") from None
     return (Split(train, torch.tensor(train.targets)), Split(test, torch.tensor(test.targets)))
 

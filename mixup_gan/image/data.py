@@ -95,7 +95,7 @@ def torchvision_set(name: str, root: str, size: int, channels: int, download: bo
     try:
         dataset = cls(root, train=True, download=download,
                       transform=_uint8_transform(size, channels))
-    except RuntimeError as exc:  # "Dataset not found or corrupted"
+    except (RuntimeError, OSError) as exc:  # "Dataset not found or corrupted", missing file
         raise ConfigError(f"data.root {root!r}: {exc} (set data.download: true)") from None
     return ImageBank(_decode(dataset, name))
 

@@ -1,0 +1,56 @@
+"""Image GAN training speed, DCGAN 32x32: mixup vs ERM discriminator loss (one run).
+
+Prints images per second of whole training iterations (1 D step + 1 G step) and of D steps
+alone, for the real-fake mixup loss and the plain loss, and their time ratios. On CUDA it
+also compares bfloat16 autocast and torch.compile.
+Usage: python benchmarks/bench_image.py
+"""
+
+from __future__ import annotations
+
+import torch
+from common import interleaved_times
+
+from mixup_gan.config import ImageConfig, load_config
+from mixup_gan.image.nets import build_nets
+from mixup_gan.image.runner import ImageGANTrainer
+from mixup_gan.train import resolve_device
+
+BATCH = 64
+
+
+def trainer(alpha: float, device, *, amp: bool = False, compile: bool = False):
+    cfg = load_config(None, ImageConfig, [f"loss.alpha={alpha}", f"train.batch_size={BATCH}",
+                                          "train.n_dis=1"])
+    torch.manual_seed(0)
+    G, D = build_nets("dcgan", 128, 3, 32, 128, 64)
+    if compile:
+        G.compile()
+        D.compile()
+    data = torch.rand(1024, 3, 32, 32, device=device) * 2 - 1
+    autocast = {"autocast": lambda: torch.autocast("cuda", dtype=torch.bfloat16)} if amp else {}
+    return ImageGANTrainer(G, D, lambda n, g: data[torch.randint(1024, (n,), generator=g)],
+                           latent_dim=128, loss=cfg.loss, train=cfg.train, device=device,
+                           ema_decay=0.999, **autocast)
+
+
+def main() -> None:
+    device = resolve_device("auto")
+    print(f"torch {torch.__version__}, device {device}, DCGAN 32x32, batch {BATCH}")
+    variants = {"ERM": trainer(0.0, device), "mixup": trainer(0.2, device)}
+    if device.type == "cuda":
+        variants["mixup + bf16"] = trainer(0.2, device, amp=True)
+        variants["mixup + bf16 + compile"] = trainer(0.2, device, amp=True, compile=True)
+    steps = interleaved_times({k: v.train_step for k, v in variants.items()}, repeats=5,
+                              inner=3)
+    d_steps = interleaved_times({k: v.d_step for k, v in variants.items()}, repeats=5,
+                                inner=3)
+    for name in variants:
+        print(f"  {name:<24} {2 * BATCH / steps[name]:8.1f} images/s per iteration, "
+              f"D step {d_steps[name] * 1e3:8.2f} ms (ratio vs ERM "
+              f"{d_steps[name] / d_steps['ERM']:.3f}), iteration ratio vs ERM "
+              f"{steps[name] / steps['ERM']:.3f}")
+
+
+if __name__ == "__main__":
+    main()
