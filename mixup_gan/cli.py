@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="mixup-gan",
         description="Mixup for GAN discriminators and classifiers: toy 2D GAN runs and sweeps "
-        "with mode metrics and pictures, and classification runs.",
+        "with mode metrics and pictures, image GAN runs and sampling, classification runs.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 

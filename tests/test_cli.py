@@ -14,7 +14,8 @@ def test_help_lists_subcommands(capsys):
         main(["--help"])
     assert info.value.code == 0
     out = capsys.readouterr().out
-    assert "toy" in out and "toy-data" in out
+    for command in ("toy", "sweep", "image", "sample", "classify", "toy-data"):
+        assert f"    {command} " in out, command
 
 
 def test_usage_error_exit_code_2(capsys):
