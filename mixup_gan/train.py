@@ -92,8 +92,13 @@ def eval_noise(n: int, latent_dim: int, seed: int) -> Tensor:
     return torch.randn(n, latent_dim, generator=generator)
 
 
+def _unwrapped(net: nn.Module) -> nn.Module:
+    """The module inside a DistributedDataParallel wrapper (the net itself otherwise)."""
+    return getattr(net, "module", net)
+
+
 def _is_stacked(net: nn.Module) -> bool:
-    return getattr(net, "members", None) is not None
+    return getattr(_unwrapped(net), "members", None) is not None
 
 
 class GANTrainer:
@@ -137,7 +142,7 @@ class GANTrainer:
         self.stacked = _is_stacked(self.G)
         if self.stacked != _is_stacked(self.D):
             raise ValueError("generator and discriminator must both be stacked, or neither")
-        net_members = self.G.members if self.stacked else 1
+        net_members = _unwrapped(self.G).members if self.stacked else 1
         if net_members != self.members:
             raise ValueError(f"{len(self.seeds)} seeds for networks of {net_members} member(s)")
         self.real_batches = _per_member(real_batches, self.members, "real_batches")
@@ -173,8 +178,16 @@ class GANTrainer:
 
     def discriminate(self, batches: list[DiscriminatorBatch]) -> list[list[Tensor]]:
         """D's outputs for every part of every member's batch, in one call when stacked."""
-        if not self.stacked:  # separate calls: keeps BatchNorm statistics per part
-            return [[self.D(inputs) for inputs, _, _ in b.parts] for b in batches]
+        if not self.stacked:
+            (batch,) = batches
+            if len(batch.parts) > 1 and _unwrapped(self.D) is not self.D:
+                # DistributedDataParallel allows one forward per backward: one call for all
+                # parts (BatchNorm then normalises real and fake together).
+                sizes = [len(inputs) for inputs, _, _ in batch.parts]
+                out = self.D(torch.cat([inputs for inputs, _, _ in batch.parts]))
+                return [list(out.split(sizes))]
+            # separate calls keep BatchNorm statistics per part
+            return [[self.D(inputs) for inputs, _, _ in batch.parts]]
         rows = [torch.cat([inputs for inputs, _, _ in b.parts]) for b in batches]
         sizes = [len(r) for r in rows]
         longest = max(sizes)
@@ -194,7 +207,7 @@ class GANTrainer:
         reals = [sample(n, g).to(self.device) for sample, g in zip(self.real_batches, self.rngs,
                                                                     strict=True)]
         with torch.no_grad(), self.autocast():
-            fakes = self.apply(self.G, self.latents()).unbind(0)
+            fakes = self.apply(_unwrapped(self.G), self.latents()).unbind(0)
         batches = [
             discriminator_batch(real, fake.to(real.dtype), generator=g, **options)
             for real, fake, g, options in zip(reals, fakes, self.rngs, self.loss_options,
@@ -215,8 +228,8 @@ class GANTrainer:
         # D's weights need no gradient here: skipping them saves a third of D's backward.
         self.D.requires_grad_(False)
         try:
-            with self.autocast():
-                out = self.apply(self.D, self.apply(self.G, z)).float()
+            with self.autocast():  # D is only differentiated through: no gradient sync
+                out = self.apply(_unwrapped(self.D), self.apply(self.G, z)).float()
         finally:
             self.D.requires_grad_(True)
         losses = torch.stack([generator_loss(out[k], kind)
@@ -289,8 +302,8 @@ class GANTrainer:
     def state_dict(self) -> dict:
         return {
             "step": self.step,
-            "generator": self.G.state_dict(),
-            "discriminator": self.D.state_dict(),
+            "generator": _unwrapped(self.G).state_dict(),
+            "discriminator": _unwrapped(self.D).state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "rngs": [g.get_state() for g in self.rngs],
@@ -299,8 +312,8 @@ class GANTrainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        self.G.load_state_dict(state["generator"])
-        self.D.load_state_dict(state["discriminator"])
+        _unwrapped(self.G).load_state_dict(state["generator"])
+        _unwrapped(self.D).load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         if len(state["rngs"]) != self.members:

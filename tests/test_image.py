@@ -173,3 +173,60 @@ def test_image_cli_summary(image_config, tmp_path, capsys):
                  "--set", f"output.dir={tmp_path}", "--set", "output.name=cli", "--no-progress"])
     assert code == 0 and "images_per_second" in capsys.readouterr().out
     assert json.loads((tmp_path / "cli" / "summary.json").read_text())["steps"] == 2
+
+
+DDP_SCRIPT = """
+import sys
+import torch
+import torch.distributed as dist
+from mixup_gan.config import ImageConfig, load_config
+from mixup_gan.image import runner
+
+out = sys.argv[1]
+original = runner.ImageGANTrainer.fit
+
+
+def fit_and_dump(self, *args, **kwargs):
+    original(self, *args, **kwargs)
+    torch.save(self.state_dict(), f"{out}/rank{dist.get_rank()}.pt")
+
+
+runner.ImageGANTrainer.fit = fit_and_dump
+cfg = load_config(None, ImageConfig, sys.argv[2:])
+runner.run_image(cfg, "ddp")
+"""
+
+
+def test_two_process_ddp_keeps_ranks_identical(image_config, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    overrides = ["data.name=digits", "data.channels=1", "model.latent_dim=8", "model.g_width=8",
+                 "model.d_width=8", "train.steps=3", "train.batch_size=8", "train.n_dis=1",
+                 "loss.erm_weight=0.5", "eval.every=3", "output.checkpoint_every=3",
+                 "output.progress=false", f"output.dir={tmp_path}"]
+    script = tmp_path / "ddp_run.py"
+    script.write_text(DDP_SCRIPT)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    proc = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+         str(script), str(tmp_path), *overrides],
+        capture_output=True, text=True, env=env, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    # Weights match exactly. BatchNorm running statistics are not weights: DDP broadcasts
+    # them from rank 0 at each forward, then each rank's own batch updates them.
+    for key in ("generator", "discriminator", "ema"):
+        weights = [n for n in ranks[0][key] if "running_" not in n and "num_batches" not in n]
+        assert len(weights) > 10
+        for name in weights:
+            assert torch.equal(ranks[0][key][name], ranks[1][key][name]), f"{key}.{name}"
+    assert not torch.equal(ranks[0]["rngs"][0], ranks[1]["rngs"][0])  # own data streams
+    single = image_config(*[o for o in overrides if not o.startswith("output.dir")])
+    run_image(single, "single")
+    alone = torch.load(tmp_path / "single" / "checkpoint.pt", weights_only=True)["generator"]
+    assert any(not torch.equal(v, ranks[0]["generator"][k]) for k, v in alone.items())
+    saved = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)
+    assert len(saved["rank_rngs"]) == 2

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 from torchvision.utils import save_image
 
+from .. import distributed
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..config import ConfigError, ImageConfig, config_from_dict
 from ..runs import RunFolder
@@ -25,7 +26,8 @@ class ImageGANTrainer(GANTrainer):
     def __init__(self, *args, ema_decay: float = 0.0, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         self.ema_decay = ema_decay
-        self.ema = copy.deepcopy(self.G).eval().requires_grad_(False) if ema_decay else None
+        live = getattr(self.G, "module", self.G)  # inside a DistributedDataParallel wrapper
+        self.ema = copy.deepcopy(live).eval().requires_grad_(False) if ema_decay else None
 
     def train_step(self):
         losses = super().train_step()
@@ -55,8 +57,16 @@ def build_generator(config: ImageConfig) -> nn.Module:
 
 
 def run_image(config: ImageConfig, name: str, *, overwrite: bool = False) -> dict:
-    """Train (or resume) one image GAN and return its summary."""
-    device = resolve_device(config.train.device)
+    """Train (or resume) one image GAN and return its summary (empty on ranks > 0)."""
+    ranks, device = distributed.setup(config.train.device)
+    try:
+        return _run_image(config, name, overwrite, ranks, device)
+    finally:
+        distributed.teardown()
+
+
+def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -> dict:
+    main = ranks is None or ranks.main
     m, d = config.model, config.data
     torch.manual_seed(stream_seed(config.train.seed, "init"))  # network initialisation
     G, D = build_nets(m.arch, m.latent_dim, d.channels, d.size, m.g_width, m.d_width)
@@ -65,16 +75,30 @@ def run_image(config: ImageConfig, name: str, *, overwrite: bool = False) -> dic
     if config.train.compile:
         G.compile()
         D.compile()
+    seed = config.train.seed
+    if ranks is not None:
+        G, D = distributed.wrap(G.to(device), device), distributed.wrap(D.to(device), device)
+        seed += ranks.rank * distributed.RANK_SEED_STRIDE
     autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16))
                 if device.type == "cuda" and config.train.amp else None)
     trainer = ImageGANTrainer(
         G, D, bank.sample, latent_dim=m.latent_dim, loss=config.loss, train=config.train,
-        device=device, ema_decay=config.train.ema,
+        seeds=[seed], device=device, ema_decay=config.train.ema,
         **({"autocast": autocast} if autocast else {}),
     )
     folder = RunFolder(config.output.dir, name)
-    state = folder.start(config, overwrite=overwrite)
+    state = folder.start(config, overwrite=overwrite) if main else None
+    distributed.barrier()  # rank 0 has prepared the folder; the others read its checkpoint
+    if not main and folder.checkpoint.exists():
+        state = load_checkpoint(folder.checkpoint)
     if state is not None:
+        if ranks is not None:  # each rank continues its own random stream
+            per_rank = state.get("rank_rngs", [])
+            if len(per_rank) != ranks.world:
+                raise ConfigError(f"{folder.checkpoint} was written by {len(per_rank) or 1} "
+                                  f"process(es); resume it with the same number, not "
+                                  f"{ranks.world}")
+            state = {**state, "rngs": [per_rank[ranks.rank]]}
         trainer.load_state_dict(state)
     grids = folder.path / "samples"
     grids.mkdir(exist_ok=True)
@@ -89,14 +113,21 @@ def run_image(config: ImageConfig, name: str, *, overwrite: bool = False) -> dic
         save_image(images, grids / f"step_{t.step:07d}.png", nrow=8, normalize=True,
                    value_range=(-1, 1))
 
-    hooks = [
-        Hook(log_and_draw, every=config.eval.every),
-        Hook(lambda t: folder.save(t.state_dict(), config),
-             every=config.output.checkpoint_every),
-    ]
+    def checkpoint(t: GANTrainer) -> None:
+        state = t.state_dict()
+        if ranks is not None:  # every rank's random stream goes into rank 0's checkpoint
+            state["rank_rngs"] = distributed.gather(t.rngs[0].get_state())
+        if main:
+            folder.save(state, config)
+
+    hooks = [Hook(checkpoint, every=config.output.checkpoint_every)]
+    if main:
+        hooks.insert(0, Hook(log_and_draw, every=config.eval.every))
     started, first = time.perf_counter(), trainer.step
-    folder.fit(trainer, config.train.steps, hooks, progress=config.output.progress)
+    folder.fit(trainer, config.train.steps, hooks, progress=config.output.progress and main)
     elapsed = time.perf_counter() - started
+    if not main:
+        return {}
     summary = {"name": name, "steps": trainer.step, "device": str(device),
                "images_per_second": ((trainer.step - first) * config.train.batch_size
                                      * (config.train.n_dis + 1) / elapsed if elapsed else None),
