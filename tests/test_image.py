@@ -230,3 +230,14 @@ def test_two_process_ddp_keeps_ranks_identical(image_config, tmp_path):
     assert any(not torch.equal(v, ranks[0]["generator"][k]) for k, v in alone.items())
     saved = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)
     assert len(saved["rank_rngs"]) == 2
+
+
+def test_tensorboard_logging_when_installed(image_config, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    run_image(image_config("train.steps=3"), "board")
+    events = EventAccumulator(str(tmp_path / "board" / "tensorboard"))
+    events.Reload()
+    assert [e.step for e in events.Scalars("loss/d_loss")] == [3]
+    assert "samples" in events.Tags()["images"]

@@ -51,6 +51,15 @@ class ImageGANTrainer(GANTrainer):
             self.ema.load_state_dict(state["ema"])
 
 
+def tensorboard_writer(path: Path):
+    """A TensorBoard SummaryWriter when the tensorboard package is installed, else None."""
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError:
+        return None
+    return SummaryWriter(str(path))
+
+
 def build_generator(config: ImageConfig) -> nn.Module:
     return build_nets(config.model.arch, config.model.latent_dim, config.data.channels,
                       config.data.size, config.model.g_width, config.model.d_width)[0]
@@ -102,16 +111,23 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
         trainer.load_state_dict(state)
     grids = folder.path / "samples"
     grids.mkdir(exist_ok=True)
+    board = tensorboard_writer(folder.path / "tensorboard") if main else None
     noise = eval_noise(config.eval.n_samples, m.latent_dim, config.train.seed).to(device)
 
     def log_and_draw(t: GANTrainer) -> None:
-        folder.log({"step": t.step, **t.pop_mean_losses()[0]})
+        losses = t.pop_mean_losses()[0]
+        folder.log({"step": t.step, **losses})
         net = t.ema if t.ema is not None else t.G
         with torch.no_grad():
             images = net.eval()(noise).float()
         t.G.train()
         save_image(images, grids / f"step_{t.step:07d}.png", nrow=8, normalize=True,
                    value_range=(-1, 1))
+        if board is not None:
+            for key, value in losses.items():
+                board.add_scalar(f"loss/{key}", value, t.step)
+            board.add_images("samples", (images[:16] + 1) / 2, t.step)
+            board.flush()
 
     def checkpoint(t: GANTrainer) -> None:
         state = t.state_dict()
