@@ -357,6 +357,8 @@ class ImageModelConfig:
     latent_dim: int = option(128, ge=1)
     g_width: int = option(128, ge=1)
     d_width: int = option(64, ge=1)
+    d_norm: str = option("spectral", choices=("spectral", "batch", "none"),
+                         doc="dcgan D normalisation; batch = original DCGAN, not for mixup")
 
 
 @dataclass

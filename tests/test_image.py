@@ -241,3 +241,24 @@ def test_tensorboard_logging_when_installed(image_config, tmp_path):
     events.Reload()
     assert [e.step for e in events.Scalars("loss/d_loss")] == [3]
     assert "samples" in events.Tags()["images"]
+
+
+@pytest.mark.parametrize("arch", ["dcgan", "sn_resnet"])
+def test_default_discriminators_judge_each_sample_alone(arch):
+    # mixup's soft targets are per sample: D(x_i) must not depend on the rest of the batch
+    # (BatchNorm in D breaks this, and with it mixup training; see DCGANDiscriminator).
+    from torch.nn.utils import parametrize
+
+    def together_and_alone(net, x):
+        # cached(): one spectral-norm power iteration for all calls, so weights stay fixed
+        with torch.no_grad(), parametrize.cached():
+            return net(x), torch.cat([net(x[i:i + 1]) for i in range(len(x))])
+
+    x = torch.randn(6, 3, 32, 32)
+    _, D = build_nets(arch, 8, 3, 32, 8, 8)  # train mode
+    torch.testing.assert_close(*together_and_alone(D, x), rtol=1e-4, atol=1e-5)
+    _, bn = build_nets("dcgan", 8, 3, 32, 8, 8, d_norm="batch")
+    together, alone = together_and_alone(bn, torch.cat([x[:1], x[1:] * 3]))
+    assert not torch.allclose(together, alone, atol=1e-3)  # BatchNorm: depends on the batch
+    with pytest.raises(ConfigError, match="model.d_norm"):
+        build_nets("dcgan", 8, 3, 32, 8, 8, d_norm="layer")

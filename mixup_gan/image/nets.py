@@ -47,23 +47,36 @@ class DCGANGenerator(nn.Module):
         return self.body(self.project(z).view(len(z), self.top, 4, 4))
 
 
-class DCGANDiscriminator(nn.Module):
-    """(Conv 4/2 + LeakyReLU 0.2, BN after the first) down to 4x4, then a linear output."""
+D_NORMS = ("spectral", "batch", "none")
 
-    def __init__(self, channels: int, size: int, width: int = 64) -> None:
+
+class DCGANDiscriminator(nn.Module):
+    """(Conv 4/2 + LeakyReLU 0.2) down to 4x4, then a linear output.
+
+    `norm`: "spectral" (default: spectral norm on every layer), "batch" (the original DCGAN:
+    BatchNorm after all but the first conv) or "none". BatchNorm makes D's output on one
+    sample depend on the rest of its batch, which undoes mixup's per-sample soft targets:
+    with it, D trains on mixed batches but judges pure-fake batches in G steps, and G can
+    fool it with noise (seen on the digits set). Use "batch" with the plain loss only.
+    """
+
+    def __init__(self, channels: int, size: int, width: int = 64, norm: str = "spectral"):
         super().__init__()
         check_size("dcgan", size)
+        if norm not in D_NORMS:
+            raise ConfigError(f"model.d_norm: {norm!r} is not one of {list(D_NORMS)}")
+        sn = spectral_norm if norm == "spectral" else (lambda layer: layer)
         downs = int(math.log2(size)) - 2
         layers: list[nn.Module] = []
         c_in, c = channels, width
         for i in range(downs):
-            layers.append(nn.Conv2d(c_in, c, 4, 2, 1))
-            if i > 0:
+            layers.append(sn(nn.Conv2d(c_in, c, 4, 2, 1)))
+            if i > 0 and norm == "batch":
                 layers.append(nn.BatchNorm2d(c))
             layers.append(nn.LeakyReLU(0.2))
             c_in, c = c, c * 2
         self.body = nn.Sequential(*layers, nn.Flatten())
-        self.out = nn.Linear(c_in * 4 * 4, 1)
+        self.out = sn(nn.Linear(c_in * 4 * 4, 1))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.out(self.body(x)).squeeze(1)
@@ -149,8 +162,9 @@ ARCHS = {"dcgan": (DCGANGenerator, DCGANDiscriminator),
 
 
 def build_nets(arch: str, latent_dim: int, channels: int, size: int, g_width: int,
-               d_width: int) -> tuple[nn.Module, nn.Module]:
+               d_width: int, d_norm: str = "spectral") -> tuple[nn.Module, nn.Module]:
     """Generator and discriminator of an architecture (checks the image size first)."""
     generator, discriminator = ARCHS[arch]
+    d_options = {"norm": d_norm} if arch == "dcgan" else {}
     return (generator(latent_dim, channels, size, g_width),
-            discriminator(channels, size, d_width))
+            discriminator(channels, size, d_width, **d_options))

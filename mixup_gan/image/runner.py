@@ -61,8 +61,9 @@ def tensorboard_writer(path: Path):
 
 
 def build_generator(config: ImageConfig) -> nn.Module:
-    return build_nets(config.model.arch, config.model.latent_dim, config.data.channels,
-                      config.data.size, config.model.g_width, config.model.d_width)[0]
+    m = config.model
+    return build_nets(m.arch, m.latent_dim, config.data.channels, config.data.size, m.g_width,
+                      m.d_width, m.d_norm)[0]
 
 
 def run_image(config: ImageConfig, name: str, *, overwrite: bool = False) -> dict:
@@ -78,7 +79,7 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
     main = ranks is None or ranks.main
     m, d = config.model, config.data
     torch.manual_seed(stream_seed(config.train.seed, "init"))  # network initialisation
-    G, D = build_nets(m.arch, m.latent_dim, d.channels, d.size, m.g_width, m.d_width)
+    G, D = build_nets(m.arch, m.latent_dim, d.channels, d.size, m.g_width, m.d_width, m.d_norm)
     bank = load_images(d.name, root=d.root, size=d.size, channels=d.channels,
                        download=d.download).to(device)
     if config.train.compile:
