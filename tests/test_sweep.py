@@ -158,3 +158,20 @@ def test_sweep_end_to_end_and_resume(tmp_path, monkeypatch):
     assert steps == [3, 3, 3]  # the first population (3 runs) logged step 3, then died
     resumed = run_sweep(path, progress=False)
     assert (resumed / "results.jsonl").read_text() == (whole / "results.jsonl").read_text()
+
+
+def test_a_reference_that_does_not_match_the_data_is_refused(tmp_path):
+    body = ("base: configs/toy/ring_mixup.yaml\nset:\n  train.steps: 1\ngrid:\n"
+            "  data.name: [grid]\nseeds: [0]\n" + f"output: {tmp_path}\n")
+    import os
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    cwd = os.getcwd()
+    os.chdir(root)
+    try:
+        with pytest.raises(ConfigError, match=r"data.reference 'toy_data/ring_paper.csv' does "
+                                              r"not look like data.name 'grid'"):
+            run_sweep(write_sweep(tmp_path, body), progress=False)
+    finally:
+        os.chdir(cwd)
