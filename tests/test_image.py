@@ -230,6 +230,8 @@ def test_two_process_ddp_keeps_ranks_identical(image_config, tmp_path):
     assert any(not torch.equal(v, ranks[0]["generator"][k]) for k, v in alone.items())
     saved = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)
     assert len(saved["rank_rngs"]) == 2
+    with pytest.raises(ConfigError, match="written by 2 process"):  # one process can't resume
+        run_image(load_config(None, ImageConfig, overrides), "ddp")
 
 
 def test_tensorboard_logging_when_installed(image_config, tmp_path):

@@ -60,10 +60,10 @@ def tensorboard_writer(path: Path):
     return SummaryWriter(str(path))
 
 
-def build_generator(config: ImageConfig) -> nn.Module:
+def build_image_nets(config: ImageConfig) -> tuple[nn.Module, nn.Module]:
     m = config.model
     return build_nets(m.arch, m.latent_dim, config.data.channels, config.data.size, m.g_width,
-                      m.d_width, m.d_norm)[0]
+                      m.d_width, m.d_norm)
 
 
 def run_image(config: ImageConfig, name: str, *, overwrite: bool = False) -> dict:
@@ -79,7 +79,7 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
     main = ranks is None or ranks.main
     m, d = config.model, config.data
     torch.manual_seed(stream_seed(config.train.seed, "init"))  # network initialisation
-    G, D = build_nets(m.arch, m.latent_dim, d.channels, d.size, m.g_width, m.d_width, m.d_norm)
+    G, D = build_image_nets(config)
     bank = load_images(d.name, root=d.root, size=d.size, channels=d.channels,
                        download=d.download).to(device)
     if config.train.compile:
@@ -102,14 +102,13 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
     if not main and folder.checkpoint.exists():
         state = load_checkpoint(folder.checkpoint)
     if state is not None:
-        if ranks is not None:  # each rank continues its own random stream
-            per_rank = state.get("rank_rngs", [])
-            if len(per_rank) != ranks.world:
-                raise ConfigError(f"{folder.checkpoint} was written by {len(per_rank) or 1} "
-                                  f"process(es); resume it with the same number, not "
-                                  f"{ranks.world}")
-            state = {**state, "rngs": [per_rank[ranks.rank]]}
-        trainer.load_state_dict(state)
+        # each process continues its own random stream, so the process count must match
+        per_rank = state.get("rank_rngs", state["rngs"])
+        world = ranks.world if ranks is not None else 1
+        if len(per_rank) != world:
+            raise ConfigError(f"{folder.checkpoint} was written by {len(per_rank)} process(es); "
+                              f"resume it with the same number, not {world}")
+        trainer.load_state_dict({**state, "rngs": [per_rank[ranks.rank if ranks else 0]]})
     grids = folder.path / "samples"
     grids.mkdir(exist_ok=True)
     board = tensorboard_writer(folder.path / "tensorboard") if main else None
@@ -165,7 +164,7 @@ def sample_images(checkpoint: str | Path, n: int, out: str | Path, *, use_ema: b
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
     dev = resolve_device(device)
-    G = build_generator(config).to(dev).eval()
+    G = build_image_nets(config)[0].to(dev).eval()
     G.load_state_dict(weights)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
