@@ -14,7 +14,7 @@ from common import interleaved_times
 from mixup_gan.config import ImageConfig, load_config
 from mixup_gan.image.nets import build_nets
 from mixup_gan.image.runner import ImageGANTrainer
-from mixup_gan.train import resolve_device
+from mixup_gan.train import bf16_autocast, resolve_device
 
 BATCH = 64
 
@@ -28,10 +28,9 @@ def trainer(alpha: float, device, *, amp: bool = False, compile: bool = False):
         G.compile()
         D.compile()
     data = torch.rand(1024, 3, 32, 32, device=device) * 2 - 1
-    autocast = {"autocast": lambda: torch.autocast("cuda", dtype=torch.bfloat16)} if amp else {}
     return ImageGANTrainer(G, D, lambda n, g: data[torch.randint(1024, (n,), generator=g)],
                            latent_dim=128, loss=cfg.loss, train=cfg.train, device=device,
-                           ema_decay=0.999, **autocast)
+                           ema_decay=0.999, autocast=bf16_autocast(device, amp))
 
 
 def main() -> None:

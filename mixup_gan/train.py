@@ -45,6 +45,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
+def bf16_autocast(device: torch.device, enabled: bool) -> Callable[[], AbstractContextManager]:
+    """A factory of forward-pass contexts: bfloat16 autocast on CUDA when enabled, else none.
+
+    bfloat16 keeps float32's range, so no gradient scaler is needed.
+    """
+    if enabled and torch.device(device).type == "cuda":
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext
+
+
 def make_adam(params: Iterable[nn.Parameter], train: TrainConfig) -> torch.optim.Adam:
     """Adam with the fused kernel where this device supports it (about 2x faster on CPU)."""
     params = list(params)

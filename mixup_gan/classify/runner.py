@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from contextlib import nullcontext
 
 import torch
 import torch.nn.functional as F
@@ -16,7 +15,7 @@ from tqdm.auto import tqdm
 from ..config import ClassifyConfig
 from ..mixup import mixup_batch
 from ..runs import RunFolder
-from ..train import TrainingDiverged, resolve_device, stream_seed
+from ..train import TrainingDiverged, bf16_autocast, resolve_device, stream_seed
 from .data import ClassificationData, Split, load_data
 from .nets import CLASSIFIERS
 
@@ -101,8 +100,7 @@ def run_classify(config: ClassifyConfig, name: str, *, overwrite: bool = False,
         schedule.load_state_dict(state["schedule"])
         rng.set_state(state["rng"])
         epoch, best = int(state["step"]), float(state["best_test_error"])
-    autocast = (torch.autocast("cuda", dtype=torch.bfloat16)
-                if device.type == "cuda" and train.amp else nullcontext())
+    autocast = bf16_autocast(device, train.amp)
     memorize = config.eval.memorization and bool(data.corrupted.any())
     row: dict = {}
     bar = tqdm(total=train.epochs, initial=epoch, desc=f"classify {name}",
@@ -112,7 +110,7 @@ def run_classify(config: ClassifyConfig, name: str, *, overwrite: bool = False,
             total, count = 0.0, 0
             for step, (x, y) in enumerate(batches(data.train, train.batch_size, generator=rng,
                                                   workers=config.data.workers)):
-                with autocast:
+                with autocast():
                     loss = train_loss(model, x.to(device), y.to(device), config,
                                       data.num_classes, rng)
                 opt.zero_grad(set_to_none=True)

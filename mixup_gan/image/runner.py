@@ -15,7 +15,7 @@ from .. import distributed
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..config import ConfigError, ImageConfig, config_from_dict
 from ..runs import RunFolder
-from ..train import GANTrainer, Hook, eval_noise, resolve_device, stream_seed
+from ..train import GANTrainer, Hook, bf16_autocast, eval_noise, resolve_device, stream_seed
 from .data import load_images
 from .nets import build_nets
 
@@ -89,12 +89,10 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
     if ranks is not None:
         G, D = distributed.wrap(G.to(device), device), distributed.wrap(D.to(device), device)
         seed += ranks.rank * distributed.RANK_SEED_STRIDE
-    autocast = ((lambda: torch.autocast("cuda", dtype=torch.bfloat16))
-                if device.type == "cuda" and config.train.amp else None)
     trainer = ImageGANTrainer(
         G, D, bank.sample, latent_dim=m.latent_dim, loss=config.loss, train=config.train,
         seeds=[seed], device=device, ema_decay=config.train.ema,
-        **({"autocast": autocast} if autocast else {}),
+        autocast=bf16_autocast(device, config.train.amp),
     )
     folder = RunFolder(config.output.dir, name)
     state = folder.start(config, overwrite=overwrite) if main else None
