@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from ..config import ClassifyDataConfig, ConfigError
+from ..datasets import sklearn_digits, torchvision_dataset
 
 DIGITS_TEST = 497  # fixed held-out digits (stratified, seed 0): 1300 train / 497 test
 NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}
@@ -38,15 +39,7 @@ class ClassificationData:
 
 def load_digits_split() -> tuple[Split, Split]:
     """The 8x8 digits as (N, 1, 8, 8) floats in [0, 1], split 1300/497 stratified (seed 0)."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise ConfigError(
-            "data.name 'digits' needs scikit-learn: pip install 'mixup-gan[digits]'"
-        ) from None
-    digits = load_digits()
-    x = torch.tensor(digits.data, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
-    y = torch.tensor(digits.target, dtype=torch.int64)
+    x, y = sklearn_digits()
     g = torch.Generator().manual_seed(0)
     test_idx = []
     per_class = [torch.nonzero(y == c).flatten() for c in range(10)]
@@ -68,12 +61,10 @@ def load_cifar_split(cfg: ClassifyDataConfig) -> tuple[Split, Split]:
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     to_tensor = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
     augment = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if cfg.augment else []
-    try:
-        train = cls(cfg.root, train=True, download=cfg.download,
-                    transform=v2.Compose(augment + to_tensor))
-        test = cls(cfg.root, train=False, download=cfg.download, transform=v2.Compose(to_tensor))
-    except (RuntimeError, OSError) as exc:  # "Dataset not found or corrupted", missing file
-        raise ConfigError(f"data.root {cfg.root!r}: {exc} (set data.download: true)") from None
+    train = torchvision_dataset(cls, cfg.root, download=cfg.download, train=True,
+                                transform=v2.Compose(augment + to_tensor))
+    test = torchvision_dataset(cls, cfg.root, download=cfg.download, train=False,
+                               transform=v2.Compose(to_tensor))
     return (Split(train, torch.tensor(train.targets)), Split(test, torch.tensor(test.targets)))
 
 

@@ -15,6 +15,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import ConfigError
+from ..datasets import sklearn_digits, torchvision_dataset
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 
@@ -92,23 +93,14 @@ def torchvision_set(name: str, root: str, size: int, channels: int, download: bo
     import torchvision
 
     cls = {"cifar10": torchvision.datasets.CIFAR10, "mnist": torchvision.datasets.MNIST}[name]
-    try:
-        dataset = cls(root, train=True, download=download,
-                      transform=_uint8_transform(size, channels))
-    except (RuntimeError, OSError) as exc:  # "Dataset not found or corrupted", missing file
-        raise ConfigError(f"data.root {root!r}: {exc} (set data.download: true)") from None
+    dataset = torchvision_dataset(cls, root, download=download, train=True,
+                                  transform=_uint8_transform(size, channels))
     return ImageBank(_decode(dataset, name))
 
 
 def digits(size: int, channels: int = 1) -> ImageBank:
     """scikit-learn's bundled 8x8 digits (1797), bilinearly upsampled: a real offline set."""
-    try:
-        from sklearn.datasets import load_digits
-    except ImportError:
-        raise ConfigError("data.name 'digits' needs scikit-learn: "
-                          "pip install 'mixup-gan[digits]'") from None
-    x = torch.tensor(load_digits().data, dtype=torch.float32).reshape(-1, 1, 8, 8) / 16.0
-    x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
+    x = torch.nn.functional.interpolate(sklearn_digits()[0], size=(size, size), mode="bilinear",
                                         align_corners=False)
     x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
     return ImageBank(x.expand(-1, channels, -1, -1).contiguous())
