@@ -7,8 +7,9 @@ from pathlib import Path
 
 import torch
 
-from .data import make_distribution, read_points
+from .data import make_distribution
 from .plots import Snapshot, plt, save_grid
+from .runner import PICTURE_POINTS, reference_points
 
 X_KEY = "loss.alpha"
 
@@ -86,8 +87,7 @@ def save_snapshot_figure(root: Path, runs, keys: list[str], combos) -> None:
         cfg = next(iter(chosen.values())).config
         dist = make_distribution(cfg.data.name, scale=cfg.data.scale, path=cfg.data.path)
         limit = dist.limit
-        real = (read_points(cfg.data.reference) if cfg.data.reference
-                else dist.sample(1000, torch.Generator().manual_seed(0)))[:1000]
+        real = reference_points(cfg, dist)[:PICTURE_POINTS]  # what the runs were judged on
         snaps = [Snapshot(cfg.train.steps, samples[chosen[a].id], title=f"alpha {a}")
                  for a in alphas if a in chosen]
         label = ", ".join(f"{k.split('.')[-1]} {v}" for k, v in zip(keys, combo, strict=True))
