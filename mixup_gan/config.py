@@ -253,7 +253,7 @@ def load_config(path: str | Path | None, cls=RunConfig, overrides: Iterable[str]
 
 
 def config_to_dict(config) -> dict:
-    """Plain dict (tuples as lists) for YAML/JSON output."""
+    """Plain dict (tuples as lists) of a config dataclass or dict, for YAML/JSON output."""
 
     def plain(v):
         if isinstance(v, dict):
@@ -262,13 +262,12 @@ def config_to_dict(config) -> dict:
             return [plain(x) for x in v]
         return v
 
-    return plain(dataclasses.asdict(config))
+    return plain(config if isinstance(config, dict) else dataclasses.asdict(config))
 
 
 def save_config(config, path: str | Path) -> None:
     """Write a resolved config (dataclass or plain dict) as YAML."""
-    data = config if isinstance(config, dict) else config_to_dict(config)
-    Path(path).write_text(yaml.safe_dump(data, sort_keys=False))
+    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
 
 
 # --- classification runs (`mixup-gan classify`): the same six sections ------------------------

@@ -20,10 +20,6 @@ from .config import ConfigError, config_to_dict, save_config
 RESUMABLE_PREFIXES = ("train.steps", "eval.", "output.")
 
 
-def _as_dict(config) -> dict:
-    return config if isinstance(config, dict) else config_to_dict(config)
-
-
 def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in d.items():
@@ -61,7 +57,7 @@ class RunFolder:
         state = None
         if self.checkpoint.exists():
             state = load_checkpoint(self.checkpoint)
-            differing = config_differences(state.get("config", {}), _as_dict(config))
+            differing = config_differences(state.get("config", {}), config_to_dict(config))
             if differing:
                 raise ConfigError(
                     f"{self.path} holds a run with a different config ({', '.join(differing)}); "
@@ -84,7 +80,7 @@ class RunFolder:
 
     def save(self, state: dict, config) -> None:
         """Atomically write the checkpoint, with the config it belongs to."""
-        save_checkpoint({**state, "config": _as_dict(config)}, self.checkpoint)
+        save_checkpoint({**state, "config": config_to_dict(config)}, self.checkpoint)
 
     def log(self, row: dict) -> None:
         """Append one metrics row (non-finite numbers become null)."""
