@@ -371,6 +371,14 @@ class ImageTrainConfig(TrainConfig):
 class ImageEvalConfig:
     every: int = option(1000, gt=0, doc="log losses and write a sample grid every N steps")
     n_samples: int = option(64, ge=1, doc="images in the sample grid (fixed noise)")
+    fid_every: int | None = option(None, gt=0, doc="FID of the (EMA) generator every N steps; "
+                                   "null = off. The best one is kept as best.pt")
+    fid_samples: int = option(5000, ge=2, doc="generated images per FID evaluation")
+    fid_reference: str | None = option(None, doc="image folder, torch-fidelity dataset name or "
+                                       "statistics file; null = the training images")
+    fid_extractor: str = option("inception-v3-compat", doc="torch-fidelity feature extractor")
+    fid_inception_weights: str | None = option(None, doc="inception-v3-compat weights file")
+    fid_batch_size: int = option(64, ge=1)
 
 
 @dataclass

@@ -78,9 +78,9 @@ class RunFolder:
                     if self.checkpoint.exists() else "no checkpoint had been written yet")
             raise TrainingDiverged(f"{exc}; {kept}") from None
 
-    def save(self, state: dict, config) -> None:
-        """Atomically write the checkpoint, with the config it belongs to."""
-        save_checkpoint({**state, "config": config_to_dict(config)}, self.checkpoint)
+    def save(self, state: dict, config, name: str = "checkpoint.pt") -> None:
+        """Atomically write the checkpoint (or another named state), with its config."""
+        save_checkpoint({**state, "config": config_to_dict(config)}, self.path / name)
 
     def log(self, row: dict) -> None:
         """Append one metrics row (non-finite numbers become null)."""

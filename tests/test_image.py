@@ -155,7 +155,7 @@ def test_sampling_refuses_what_is_not_an_image_generator(tmp_path, tiny_config):
     from mixup_gan.toy.runner import run_toy
 
     run_toy(tiny_config("train.steps=2"), "toy")
-    with pytest.raises(CheckpointError, match="not an image GAN checkpoint"):
+    with pytest.raises(CheckpointError, match="not an image GAN generator checkpoint"):
         sample_images(tmp_path / "runs" / "toy" / "checkpoint.pt", 2, tmp_path / "out")
     broken = tmp_path / "broken.pt"
     broken.write_bytes(b"\x00" * 64)

@@ -4,6 +4,7 @@ grids from fixed noise, checkpoints with exact resume, and `sample` from a check
 from __future__ import annotations
 
 import copy
+import math
 import time
 from pathlib import Path
 
@@ -137,6 +138,8 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
     hooks = [Hook(checkpoint, every=config.output.checkpoint_every)]
     if main:
         hooks.insert(0, Hook(log_and_draw, every=config.eval.every))
+        if config.eval.fid_every:
+            hooks.insert(1, fid_hook(config, folder, bank, device))
     started, first = time.perf_counter(), trainer.step
     folder.fit(trainer, config.train.steps, hooks, progress=config.output.progress and main)
     elapsed = time.perf_counter() - started
@@ -150,20 +153,64 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
     return summary
 
 
-def sample_images(checkpoint: str | Path, n: int, out: str | Path, *, use_ema: bool = True,
-                  batch_size: int = 256, seed: int = 0, device: str = "auto") -> Path:
-    """Write `n` PNG images from a trained generator (EMA weights when present)."""
-    state = load_checkpoint(checkpoint)
+def fid_hook(config: ImageConfig, folder: RunFolder, bank, device: torch.device) -> Hook:
+    """Every `eval.fid_every` steps: FID of the EMA (else live) generator on
+    `eval.fid_samples` images (the same noise each time) against `eval.fid_reference` (default:
+    the training images, features cached by content). The best so far is kept as best.pt."""
+    from ..fid import FIDEvaluator, frechet_distance, resolve_input, tensor_input
+    from ..fid.inputs import GeneratorInput, generator_model
+
+    e = config.eval
+    evaluator = FIDEvaluator(("fid",), feature_extractor=e.fid_extractor,
+                             inception_weights=e.fid_inception_weights, device=str(device),
+                             batch_size=e.fid_batch_size, seed=config.train.seed)
+    reference = (tensor_input(bank.images, f"training images of {folder.path.name}")
+                 if e.fid_reference is None else
+                 resolve_input(e.fid_reference, n=e.fid_samples, device=device,
+                               datasets_root=config.data.root, download=config.data.download))
+    reference_stats = evaluator.fid_statistics(reference)  # once: it does not change
+
+    best = min((row["fid"] for row in folder.read_metrics() if "fid" in row), default=math.inf)
+
+    def measure(t: GANTrainer) -> None:
+        nonlocal best
+        net = t.ema if t.ema is not None else getattr(t.G, "module", t.G)
+        model = generator_model(net, config.model.latent_dim)
+        stats = evaluator.fid_statistics(GeneratorInput(model, "generator", e.fid_samples))
+        t.G.train()
+        fid = frechet_distance(stats, reference_stats)
+        folder.log({"step": t.step, "fid": fid})
+        if fid < best:
+            best = fid
+            folder.save({**t.state_dict(), "fid": fid}, config, name="best.pt")
+
+    return Hook(measure, every=e.fid_every)
+
+
+def load_generator(checkpoint: str | Path, *, use_ema: bool = True,
+                   state: dict | None = None) -> tuple[nn.Module, ImageConfig]:
+    """The generator of an image GAN checkpoint (EMA weights when present and wanted), in
+    eval mode on the CPU, with the run's config. Anything else is a `CheckpointError`."""
+    state = load_checkpoint(checkpoint) if state is None else state
     try:
         config = config_from_dict(state.get("config"), ImageConfig, source=str(checkpoint))
         weights = state["ema"] if use_ema and "ema" in state else state["generator"]
-    except (ConfigError, KeyError) as exc:
-        raise CheckpointError(f"{checkpoint}: not an image GAN checkpoint ({exc})") from None
+        G = build_image_nets(config)[0]
+        G.load_state_dict(weights)
+    except (ConfigError, KeyError, RuntimeError) as exc:
+        raise CheckpointError(f"{checkpoint}: not an image GAN generator checkpoint "
+                              f"({str(exc).splitlines()[0]})") from None
+    return G.eval(), config
+
+
+def sample_images(checkpoint: str | Path, n: int, out: str | Path, *, use_ema: bool = True,
+                  batch_size: int = 256, seed: int = 0, device: str = "auto") -> Path:
+    """Write `n` PNG images from a trained generator (EMA weights when present)."""
+    G, config = load_generator(checkpoint, use_ema=use_ema)
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
     dev = resolve_device(device)
-    G = build_image_nets(config)[0].to(dev).eval()
-    G.load_state_dict(weights)
+    G = G.to(dev)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     g = torch.Generator().manual_seed(seed)

@@ -1,0 +1,246 @@
+"""FID, KID, precision/recall and IS through torch-fidelity, with content-keyed caches.
+
+torch-fidelity does all the measuring (feature extractors, FID/KID/PR/IS formulas); this
+module decides what goes in: our device choice (torch-fidelity would default to CUDA), the
+Inception weights (see `inception.py`), and a cache of reference features and statistics keyed
+by the data's content fingerprint, the extractor and its weights' hash, and the sample count.
+"""
+
+from __future__ import annotations
+
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch_fidelity.metric_fid import (
+    KEY_METRIC_FID,
+    fid_features_to_statistics,
+    fid_statistics_to_metric,
+)
+from torch_fidelity.metric_isc import isc_featuresdict_to_metric
+from torch_fidelity.metric_kid import kid_featuresdict_to_metric
+from torch_fidelity.metric_prc import prc_featuresdict_to_metric
+from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+from torch_fidelity.utils import (
+    create_feature_extractor,
+    get_featuresdict_from_dataset,
+    get_featuresdict_from_generative_model,
+)
+
+from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..train import resolve_device
+from .inception import FIDError, resolve_inception_weights, user_cache_dir
+from .inputs import STATS_KEY, GeneratorInput, ImagesInput, StatsInput, TensorImages, _digest
+
+INCEPTION = "inception-v3-compat"
+METRICS = {"fid": "fid", "kid": "kid", "pr": "prc", "is": "isc"}  # ours -> torch-fidelity's
+RENAME = {"frechet_inception_distance": "fid", "kernel_inception_distance_mean": "kid_mean",
+          "kernel_inception_distance_std": "kid_std", "precision": "precision",
+          "recall": "recall", "f_score": "f_score", "inception_score_mean": "is_mean",
+          "inception_score_std": "is_std"}
+
+
+def statistics(features: torch.Tensor) -> dict:
+    """FID statistics {mu, sigma} of (N, D) features (torch-fidelity's estimator)."""
+    if features.dim() != 2 or len(features) < 2:
+        raise FIDError(f"FID statistics need at least 2 samples of (N, D) features, "
+                       f"got {tuple(features.shape)}")
+    return fid_features_to_statistics(features.detach().cpu())
+
+
+def frechet_distance(stats_1: dict, stats_2: dict) -> float:
+    """Frechet distance between two Gaussians given as {mu, sigma} (torch-fidelity's)."""
+    return float(fid_statistics_to_metric(stats_1, stats_2, verbose=False)[KEY_METRIC_FID])
+
+
+def _to_tensors(stats: dict) -> dict:
+    return {k: torch.from_numpy(np.asarray(v)) for k, v in stats.items()}
+
+
+def _to_numpy(stats: dict) -> dict:
+    return {k: v.numpy() if torch.is_tensor(v) else np.asarray(v) for k, v in stats.items()}
+
+
+class FIDEvaluator:
+    """One feature extractor on one device, measuring any number of input pairs.
+
+    `metrics` is a subset of fid, kid, pr, is. The extractor is torch-fidelity's
+    `inception-v3-compat` unless another registered name is given (tests register a tiny one).
+    """
+
+    def __init__(self, metrics=("fid",), *, feature_extractor: str = INCEPTION,
+                 inception_weights: str | Path | None = None, device: str = "auto",
+                 batch_size: int = 64, seed: int = 0, cache_dir: str | Path | None = None,
+                 use_cache: bool = True, download: bool = True, verbose: bool = False,
+                 kid_subset_size: int = 1000) -> None:
+        self.metrics = tuple(dict.fromkeys(metrics))
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown or not self.metrics:
+            raise FIDError(f"unknown metric(s) {unknown or metrics}: choose from "
+                           f"{', '.join(METRICS)}")
+        if batch_size < 1:
+            raise FIDError(f"--batch-size must be >= 1, got {batch_size}")
+        if feature_extractor not in FEATURE_EXTRACTORS_REGISTRY:
+            raise FIDError(f"feature extractor {feature_extractor!r} is not registered with "
+                           f"torch-fidelity ({', '.join(FEATURE_EXTRACTORS_REGISTRY)})")
+        self.weights = None
+        if feature_extractor == INCEPTION:
+            self.weights = resolve_inception_weights(inception_weights, download=download)
+            if "is" in self.metrics and not self.weights.has_logits:
+                raise FIDError(f"IS needs the Inception logits, and the weights from "
+                               f"{self.weights.origin} have none: drop 'is' or pass "
+                               "--inception-weights with torch-fidelity's own file")
+        try:
+            self.device = resolve_device(device)
+        except ValueError as exc:
+            raise FIDError(str(exc).replace("train.device", "--device")) from None
+        cls = FEATURE_EXTRACTORS_REGISTRY[feature_extractor]
+        self.layers = {m: cls.get_default_feature_layer_for_metric(METRICS[m])
+                       for m in self.metrics}
+        self.name = feature_extractor
+        self.extractor_id = (f"{feature_extractor}@{self.weights.sha256[:16]}" if self.weights
+                             else feature_extractor)
+        self.options = {"batch_size": batch_size, "cuda": self.device.type == "cuda",
+                        "rng_seed": seed, "verbose": verbose}
+        self.kid_subset_size = kid_subset_size
+        self.cache_dir = Path(cache_dir) if cache_dir else user_cache_dir() / "fid"
+        self.use_cache = use_cache
+        if self.device.type == "cuda" and self.device.index is not None:
+            torch.cuda.set_device(self.device)  # torch-fidelity moves modules with .cuda()
+        self.extractor = create_feature_extractor(
+            feature_extractor, sorted(set(self.layers.values())), cuda=self.options["cuda"],
+            feature_extractor_weights_path=str(self.weights.path) if self.weights else None,
+            verbose=verbose)
+
+    # ---- features and statistics of one input -------------------------------------------
+    def _cache_path(self, kind: str, source: ImagesInput) -> Path:
+        key = _digest(kind, source.fingerprint, self.extractor_id,
+                      sorted(set(self.layers.values())), len(source))
+        return self.cache_dir / f"{kind}-{key[:24]}.pt"
+
+    def _cached(self, path: Path):
+        if self.use_cache and path.is_file():
+            try:
+                return load_checkpoint(path)
+            except CheckpointError:
+                return None  # a damaged cache entry is recomputed and rewritten
+        return None
+
+    def features(self, source) -> dict[str, torch.Tensor]:
+        """Features per layer of an ImagesInput (cached) or a GeneratorInput (fresh)."""
+        if isinstance(source, StatsInput):
+            raise FIDError(f"{source.description} holds FID statistics only; "
+                           f"{', '.join(m for m in self.metrics if m != 'fid')} need images")
+        if isinstance(source, GeneratorInput):
+            if source.n < 2:
+                raise FIDError(f"the sample count must be >= 2, got {source.n}")
+            if self.options["cuda"]:
+                source.model.cuda()
+            return get_featuresdict_from_generative_model(
+                source.model, self.extractor, source.n, self.options["batch_size"],
+                self.options["cuda"], self.options["rng_seed"], self.options["verbose"])
+        if len(source) < 2:
+            raise FIDError(f"{source.description}: at least 2 images are needed")
+        path = self._cache_path("features", source)
+        cached = self._cached(path)
+        if cached is not None:
+            return cached
+        with warnings.catch_warnings():  # torch-fidelity asks for 4 loader workers on 2 cores
+            warnings.filterwarnings("ignore", message="This DataLoader will create")
+            features = get_featuresdict_from_dataset(
+                source.dataset, self.extractor, self.options["batch_size"],
+                self.options["cuda"],
+                isinstance(source.dataset, TensorImages),  # in memory: no loader workers
+                self.options["verbose"])
+        if self.use_cache:
+            save_checkpoint(features, path)
+        return features
+
+    def fid_statistics(self, source, features: dict | None = None) -> dict:
+        """FID statistics of any input; ImagesInput statistics are cached on their own (small)."""
+        layer = self.layers["fid"]
+        if isinstance(source, StatsInput):
+            theirs = (source.meta.get("extractor_id"), source.meta.get("layer"))
+            if theirs != (self.extractor_id, layer):
+                raise FIDError(f"{source.description} was computed with extractor "
+                               f"{theirs[0]} (layer {theirs[1]}), this evaluation uses "
+                               f"{self.extractor_id} (layer {layer}): recompute it")
+            return _to_numpy(source.stats)
+        path = self._cache_path("stats", source) if isinstance(source, ImagesInput) else None
+        cached = self._cached(path) if path else None
+        if cached is not None:
+            return _to_numpy(cached)
+        stats = statistics((features or self.features(source))[layer])
+        if path and self.use_cache:
+            save_checkpoint(_to_tensors(stats), path)
+        return stats
+
+    # ---- metrics ------------------------------------------------------------------------
+    def compare(self, generated, reference=None) -> dict:
+        """The requested metrics of `generated` against `reference` (IS needs no reference)."""
+        if reference is None and set(self.metrics) - {"is"}:
+            raise FIDError("FID, KID and precision/recall need a REFERENCE input")
+        needs_features = set(self.metrics) - {"fid"}
+        feats_1 = self.features(generated) if needs_features else None
+        feats_2 = (self.features(reference)
+                   if reference is not None and needs_features - {"is"} else None)
+        options = dict(self.options, verbose=False)
+        out = {}
+        if "fid" in self.metrics:
+            out.update({KEY_METRIC_FID: frechet_distance(
+                self.fid_statistics(generated, feats_1), self.fid_statistics(reference, feats_2))})
+        if "kid" in self.metrics:
+            layer = self.layers["kid"]
+            size = min(self.kid_subset_size, len(feats_1[layer]), len(feats_2[layer]))
+            out.update(kid_featuresdict_to_metric(feats_1, feats_2, layer, **options,
+                                                  kid_subset_size=size))
+        if "pr" in self.metrics:
+            out.update(prc_featuresdict_to_metric(feats_1, feats_2, self.layers["pr"], **options))
+        if "is" in self.metrics:
+            layer = self.layers["is"]
+            out.update(isc_featuresdict_to_metric(
+                feats_1, layer, **options, isc_splits=min(10, len(feats_1[layer]))))
+        return {RENAME.get(k, k): float(v) for k, v in out.items()}
+
+    def save_statistics(self, source, path: str | Path) -> Path:
+        """Write `source`'s FID statistics with what they were computed with."""
+        return save_checkpoint({
+            STATS_KEY: _to_tensors(self.fid_statistics(source)),
+            "extractor_id": self.extractor_id, "layer": self.layers["fid"],
+            "source": source.description,
+            "fingerprint": getattr(source, "fingerprint", None),
+        }, path)
+
+    def describe(self) -> dict:
+        weights = ({"origin": self.weights.origin, "path": str(self.weights.path),
+                    "sha256": self.weights.sha256} if self.weights else None)
+        return {"feature_extractor": self.name, "weights": weights, "device": str(self.device)}
+
+
+def evaluate(generated: str, reference: str | None = None, *, n: int = 10000, resize: int = 0,
+             datasets_root: str | None = None, save_stats: str | None = None,
+             **evaluator_options) -> dict:
+    """`mixup-gan fid`: measure GENERATED against REFERENCE; returns a JSON-ready report."""
+    from .inputs import resolve_input
+
+    if n < 2:
+        raise FIDError(f"-n (samples drawn from a generator) must be >= 2, got {n}")
+    started = time.perf_counter()
+    evaluator = FIDEvaluator(**evaluator_options)
+    where = {"n": n, "device": evaluator.device, "resize": resize,
+             "datasets_root": datasets_root,
+             "download": evaluator_options.get("download", True)}
+    gen = resolve_input(generated, **where)
+    ref = resolve_input(reference, **where) if reference is not None else None
+    metrics = evaluator.compare(gen, ref)
+    report = {"metrics": metrics, "generated": gen.description,
+              "reference": ref.description if ref is not None else None,
+              **evaluator.describe()}
+    if save_stats:
+        if ref is None:
+            raise FIDError("--save-stats writes the REFERENCE's statistics: give a REFERENCE")
+        report["saved_statistics"] = str(evaluator.save_statistics(ref, save_stats))
+    report["seconds"] = round(time.perf_counter() - started, 3)
+    return report

@@ -1,0 +1,175 @@
+"""What `mixup-gan fid` can compare, each turned into something torch-fidelity reads.
+
+An argument is a generator checkpoint, a folder of images, a dataset registered with
+torch-fidelity (cifar10-train, ...) or a statistics file written by `--save-stats`. Image
+inputs carry a *content fingerprint* (file names, sizes and mtimes for a folder; a hash of
+the pixels for a dataset or tensor), which keys our feature cache: torch-fidelity's own cache
+is keyed by name only and would silently reuse statistics of a dataset that has changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+from torch_fidelity import GenerativeModelModuleWrapper
+from torch_fidelity.datasets import ImagesPathDataset, TransformPILtoRGBTensor
+from torch_fidelity.registry import DATASETS_REGISTRY
+from torchvision import transforms
+
+from ..checkpoint import CheckpointError, load_checkpoint
+from .inception import FIDError
+
+IMAGE_EXTENSIONS = ("png", "jpg", "jpeg")
+STATS_KEY = "fid_statistics"
+
+
+@dataclass
+class ImagesInput:
+    """A fixed set of images: a torch Dataset of uint8 (3, H, W) tensors, and its fingerprint."""
+    dataset: Dataset
+    description: str
+    fingerprint: str
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+
+@dataclass
+class GeneratorInput:
+    """A generator drawing `n` fresh images (never cached: they depend on the seed)."""
+    model: GenerativeModelModuleWrapper
+    description: str
+    n: int
+
+
+@dataclass
+class StatsInput:
+    """Saved FID statistics (mu, sigma) with the extractor they were computed with."""
+    stats: dict
+    description: str
+    meta: dict = field(default_factory=dict)
+
+
+def _digest(*parts) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+class ToUInt8RGB(nn.Module):
+    """Generator output in [-1, 1] -> uint8 RGB, rounded as torchvision's `save_image` does."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = ((x.float().clamp(-1, 1) + 1) * 127.5 + 0.5).clamp(0, 255).to(torch.uint8)
+        return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+class TensorImages(Dataset):
+    """uint8 images (N, C, H, W) as torch-fidelity items: uint8 (3, H, W), gray repeated."""
+
+    def __init__(self, images: Tensor) -> None:
+        if images.dtype != torch.uint8 or images.dim() != 4 or images.shape[1] not in (1, 3):
+            raise FIDError(f"expected uint8 images (N, 1 or 3, H, W), got {images.dtype} "
+                           f"{tuple(images.shape)}")
+        self.images = images.cpu()
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> Tensor:
+        image = self.images[i]
+        return image.expand(3, -1, -1) if image.shape[0] == 1 else image
+
+
+def tensor_input(images: Tensor, description: str) -> ImagesInput:
+    """An in-memory image set (for example a run's training images), fingerprinted by content."""
+    data = TensorImages(images)
+    digest = hashlib.sha256(data.images.contiguous().numpy().tobytes()).hexdigest()
+    return ImagesInput(data, description, _digest("tensor", tuple(data.images.shape), digest))
+
+
+def folder_input(root: Path, resize: int = 0) -> ImagesInput:
+    """Every .png/.jpg/.jpeg under `root` (recursively); all one size unless `resize` > 0."""
+    files = sorted(p for p in root.rglob("*")
+                   if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS and p.is_file())
+    if not files:
+        raise FIDError(f"{root}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+    listing = []
+    first_size = None
+    for path in files:
+        try:
+            with Image.open(path) as image:
+                size = image.size
+        except (UnidentifiedImageError, OSError) as exc:
+            raise FIDError(f"{path}: not a readable image ({exc})") from None
+        if first_size is None:
+            first_size, first = size, path
+        elif size != first_size and not resize:
+            raise FIDError(f"{root}: images of different sizes ({first.name} is "
+                           f"{first_size[0]}x{first_size[1]}, {path.name} is {size[0]}x{size[1]}); "
+                           "pass --resize N to resize and centre-crop them all to N x N")
+        stat = path.stat()
+        listing.append((str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns))
+    steps = [transforms.Resize(resize), transforms.CenterCrop(resize)] if resize else []
+    dataset = ImagesPathDataset([str(p) for p in files],
+                                transforms.Compose([*steps, TransformPILtoRGBTensor()]))
+    return ImagesInput(dataset, f"folder {root} ({len(files)} images)",
+                       _digest("folder", str(root.resolve()), listing, resize))
+
+
+def registered_input(name: str, root: str | None, download: bool) -> ImagesInput:
+    """A torch-fidelity registered dataset, fingerprinted by hashing its pixels."""
+    root = root or str(Path(torch.hub.get_dir()).parent / "fidelity_datasets")  # torch-fidelity's
+    os.makedirs(root, exist_ok=True)
+    try:
+        dataset = DATASETS_REGISTRY[name](root, download)
+    except (RuntimeError, OSError) as exc:
+        raise FIDError(f"dataset {name!r} under {root}: {exc} (allow downloading, or pass "
+                       "--datasets-root where it is)") from None
+    digest = hashlib.sha256()
+    for i in range(len(dataset)):
+        digest.update(dataset[i].contiguous().numpy().tobytes())
+    return ImagesInput(dataset, f"dataset {name} ({len(dataset)} images)",
+                       _digest("dataset", name, len(dataset), digest.hexdigest()))
+
+
+def generator_model(G: nn.Module, latent_dim: int) -> GenerativeModelModuleWrapper:
+    """A generator of uint8 RGB images from N(0, I) noise, as torch-fidelity samples it."""
+    return GenerativeModelModuleWrapper(nn.Sequential(G, ToUInt8RGB()), latent_dim, "normal", 0)
+
+
+def generator_input(path: Path, state: dict, n: int, device: torch.device) -> GeneratorInput:
+    """An image GAN checkpoint's generator (EMA weights when present) as torch-fidelity input."""
+    from ..image.runner import load_generator
+
+    G, config = load_generator(path, state=state)
+    return GeneratorInput(generator_model(G.to(device), config.model.latent_dim),
+                          f"generator {path} ({'EMA' if 'ema' in state else 'live'} weights, "
+                          f"{n} samples)", n)
+
+
+def resolve_input(spec: str, *, n: int, device: torch.device, resize: int = 0,
+                  datasets_root: str | None = None, download: bool = True):
+    """Turn a command-line argument into an ImagesInput, GeneratorInput or StatsInput."""
+    if spec in DATASETS_REGISTRY:
+        return registered_input(spec, datasets_root, download)
+    path = Path(spec)
+    if path.is_dir():
+        return folder_input(path, resize)
+    if not path.is_file():
+        raise FIDError(f"{spec}: no such file or folder, and not a registered dataset "
+                       f"({', '.join(sorted(DATASETS_REGISTRY))})")
+    try:
+        state = load_checkpoint(path)
+    except CheckpointError as exc:
+        raise FIDError(f"{exc}: expected a generator checkpoint or a statistics file") from None
+    if STATS_KEY in state:
+        meta = {k: v for k, v in state.items() if k != STATS_KEY}
+        return StatsInput(state[STATS_KEY], f"statistics {path} ({meta.get('source')})", meta)
+    return generator_input(path, state, n, device)
