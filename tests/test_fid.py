@@ -181,6 +181,9 @@ def test_bad_inputs_are_clear_errors(tmp_path, tiny_config):
     with pytest.raises(FIDError, match=r"different sizes .* is 32x32.*--resize"):
         evaluate(mixed, good, **PIX)
     assert evaluate(mixed, good, resize=16, **PIX)["metrics"]["fid"] >= 0
+    (tmp_path / "mixed" / "zz-broken.png").write_bytes(b"not a png")
+    with pytest.raises(FIDError, match="zz-broken.png: not a readable image"):
+        evaluate(mixed, good, resize=16, **PIX)
     one = write_folder(tmp_path / "one", blocky(1, 10))
     with pytest.raises(FIDError, match="at least 2 images"):
         evaluate(one, good, **PIX)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -37,6 +38,7 @@ class ImagesInput:
     dataset: Dataset
     description: str
     fingerprint: str
+    diagnose: Callable[[], None] | None = None  # on a failed read: raise the clear error
 
     def __len__(self) -> int:
         return len(self.dataset)
@@ -94,33 +96,59 @@ def tensor_input(images: Tensor, description: str) -> ImagesInput:
     return ImagesInput(data, description, _digest("tensor", tuple(data.images.shape), digest))
 
 
+class _SameSize:
+    """Folder transform: refuse an image whose size differs from the first one's. It only
+    trips the check; `check_folder` then finds the files to name (see `folder_input`)."""
+
+    def __init__(self, size: tuple[int, int]) -> None:
+        self.size = size
+
+    def __call__(self, image: Image.Image) -> Image.Image:
+        if image.size != self.size:
+            raise ValueError(f"image of size {image.size}, expected {self.size}")
+        return image
+
+
+def _image_size(path: Path) -> tuple[int, int]:
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError) as exc:
+        raise FIDError(f"{path}: not a readable image ({exc})") from None
+
+
+def check_folder(root: Path, files: list[Path], resize: int) -> None:
+    """Open every file: a clear FIDError for an unreadable one or, without `resize`, for two
+    files of different sizes."""
+    first = _image_size(files[0])
+    for path in files[1:]:
+        size = _image_size(path)
+        if size != first and not resize:
+            raise FIDError(f"{root}: images of different sizes ({files[0].name} is "
+                           f"{first[0]}x{first[1]}, {path.name} is {size[0]}x{size[1]}); "
+                           "pass --resize N to resize and centre-crop them all to N x N")
+
+
 def folder_input(root: Path, resize: int = 0) -> ImagesInput:
-    """Every .png/.jpg/.jpeg under `root` (recursively); all one size unless `resize` > 0."""
+    """Every .png/.jpg/.jpeg under `root` (recursively); all one size unless `resize` > 0.
+
+    Only the first file is opened here; the others are checked as they are decoded for
+    features, and on any failure `check_folder` names the culprit (no second pass over the
+    files when all is well).
+    """
     files = sorted(p for p in root.rglob("*")
                    if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS and p.is_file())
     if not files:
         raise FIDError(f"{root}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
-    listing = []
-    first_size = None
-    for path in files:
-        try:
-            with Image.open(path) as image:
-                size = image.size
-        except (UnidentifiedImageError, OSError) as exc:
-            raise FIDError(f"{path}: not a readable image ({exc})") from None
-        if first_size is None:
-            first_size, first = size, path
-        elif size != first_size and not resize:
-            raise FIDError(f"{root}: images of different sizes ({first.name} is "
-                           f"{first_size[0]}x{first_size[1]}, {path.name} is {size[0]}x{size[1]}); "
-                           "pass --resize N to resize and centre-crop them all to N x N")
-        stat = path.stat()
-        listing.append((str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns))
-    steps = [transforms.Resize(resize), transforms.CenterCrop(resize)] if resize else []
+    listing = [(str(p.relative_to(root)), st.st_size, st.st_mtime_ns)
+               for p, st in ((p, p.stat()) for p in files)]
+    steps = ([transforms.Resize(resize), transforms.CenterCrop(resize)] if resize
+             else [_SameSize(_image_size(files[0]))])
     dataset = ImagesPathDataset([str(p) for p in files],
                                 transforms.Compose([*steps, TransformPILtoRGBTensor()]))
     return ImagesInput(dataset, f"folder {root} ({len(files)} images)",
-                       _digest("folder", str(root.resolve()), listing, resize))
+                       _digest("folder", str(root.resolve()), listing, resize),
+                       diagnose=lambda: check_folder(root, files, resize))
 
 
 def registered_input(name: str, root: str | None, download: bool) -> ImagesInput:
