@@ -190,6 +190,11 @@ def test_bad_inputs_are_clear_errors(tmp_path, tiny_config):
     path, _ = tiny_checkpoint(tmp_path)
     with pytest.raises(FIDError, match="must be >= 2"):
         evaluate(str(path), good, n=1, **PIX)
+    run_folder = tmp_path / "run"
+    run_folder.mkdir()
+    (run_folder / "checkpoint.pt").write_bytes(path.read_bytes())
+    with pytest.raises(FIDError, match="no images .* for its generator pass .*checkpoint.pt"):
+        evaluate(str(run_folder), good, **PIX)
     from mixup_gan.toy.runner import run_toy
 
     run_toy(tiny_config("train.steps=2"), "toy")
@@ -275,10 +280,18 @@ def test_in_training_fid_keeps_the_best_checkpoint(tmp_path):
     assert sorted(fids) == [2, 4, 6]
     best = torch.load(tmp_path / "run" / "best.pt", weights_only=True)
     assert best["fid"] == min(fids.values()) and fids[best["step"]] == best["fid"]
-    # the number is the CLI's number for that checkpoint against the training images
-    G, _ = load_generator(tmp_path / "run" / "best.pt")
-    assert isinstance(G, torch.nn.Module)
     assert os.listdir(tmp_path / "cache" / "fid")  # training images' statistics cached
+    # the logged number is reproduced from best.pt by the public evaluator
+    from mixup_gan.fid import frechet_distance, tensor_input
+    from mixup_gan.fid.inputs import GeneratorInput, generator_model
+    from mixup_gan.image.data import digits
+
+    G, _ = load_generator(tmp_path / "run" / "best.pt")
+    evaluator = FIDEvaluator(("fid",), feature_extractor="pixel-pool", seed=config.train.seed)
+    again = frechet_distance(
+        evaluator.fid_statistics(GeneratorInput(generator_model(G, 8), "best", 32)),
+        evaluator.fid_statistics(tensor_input(digits(32, channels=1).images, "digits")))
+    assert again == pytest.approx(best["fid"], rel=1e-9)
 
 
 @pytest.mark.skipif(inception.fid_helper_torchscript() is None,

@@ -139,7 +139,9 @@ def folder_input(root: Path, resize: int = 0) -> ImagesInput:
     files = sorted(p for p in root.rglob("*")
                    if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS and p.is_file())
     if not files:
-        raise FIDError(f"{root}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder")
+        hint = (f"; for its generator pass {root / 'checkpoint.pt'} (or best.pt)"
+                if (root / "checkpoint.pt").is_file() else "")
+        raise FIDError(f"{root}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder{hint}")
     listing = [(str(p.relative_to(root)), st.st_size, st.st_mtime_ns)
                for p, st in ((p, p.stat()) for p in files)]
     steps = ([transforms.Resize(resize), transforms.CenterCrop(resize)] if resize
