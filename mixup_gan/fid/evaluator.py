@@ -112,9 +112,9 @@ class FIDEvaluator:
             verbose=verbose)
 
     # ---- features and statistics of one input -------------------------------------------
-    def _cache_path(self, kind: str, source: ImagesInput) -> Path:
-        key = _digest(kind, source.fingerprint, self.extractor_id,
-                      sorted(set(self.layers.values())), len(source))
+    def _cache_path(self, kind: str, source: ImagesInput, layers) -> Path:
+        key = _digest(kind, source.fingerprint, self.extractor_id, sorted(set(layers)),
+                      len(source))
         return self.cache_dir / f"{kind}-{key[:24]}.pt"
 
     def _cached(self, path: Path):
@@ -134,7 +134,7 @@ class FIDEvaluator:
             return self._generated_features(source)
         if len(source) < 2:
             raise FIDError(f"{source.description}: at least 2 images are needed")
-        path = self._cache_path("features", source)
+        path = self._cache_path("features", source, self.layers.values())
         cached = self._cached(path)
         if cached is not None:
             return cached
@@ -190,7 +190,8 @@ class FIDEvaluator:
                                f"{theirs[0]} (layer {theirs[1]}), this evaluation uses "
                                f"{self.extractor_id} (layer {layer}): recompute it")
             return _to_numpy(source.stats)
-        path = self._cache_path("stats", source) if isinstance(source, ImagesInput) else None
+        path = (self._cache_path("stats", source, [layer]) if isinstance(source, ImagesInput)
+                else None)
         cached = self._cached(path) if path else None
         if cached is not None:
             return _to_numpy(cached)
