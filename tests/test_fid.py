@@ -292,6 +292,10 @@ def test_in_training_fid_keeps_the_best_checkpoint(tmp_path):
         evaluator.fid_statistics(GeneratorInput(generator_model(G, 8), "best", 32)),
         evaluator.fid_statistics(tensor_input(digits(32, channels=1).images, "digits")))
     assert again == pytest.approx(best["fid"], rel=1e-9)
+    # and by the command line, against the registered dataset of the same images
+    report = evaluate(str(tmp_path / "run" / "best.pt"), "digits-32", n=32,
+                      seed=config.train.seed, **PIX)
+    assert report["metrics"]["fid"] == pytest.approx(best["fid"], rel=1e-9)
 
 
 @pytest.mark.skipif(inception.fid_helper_torchscript() is None,

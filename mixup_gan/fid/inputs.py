@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 from torch_fidelity import GenerativeModelModuleWrapper
 from torch_fidelity.datasets import ImagesPathDataset, TransformPILtoRGBTensor
-from torch_fidelity.registry import DATASETS_REGISTRY
+from torch_fidelity.registry import DATASETS_REGISTRY, register_dataset
 from torchvision import transforms
 
 from ..checkpoint import CheckpointError, load_checkpoint
@@ -87,6 +87,16 @@ class TensorImages(Dataset):
     def __getitem__(self, i: int) -> Tensor:
         image = self.images[i]
         return image.expand(3, -1, -1) if image.shape[0] == 1 else image
+
+
+def _digits_32(root, download) -> TensorImages:
+    from ..image.data import digits
+
+    return TensorImages(digits(32, channels=1).images)
+
+
+if "digits-32" not in DATASETS_REGISTRY:  # offline reference for the digits image configs
+    register_dataset("digits-32", _digits_32)
 
 
 def tensor_input(images: Tensor, description: str) -> ImagesInput:
