@@ -29,7 +29,15 @@ from tqdm.auto import tqdm
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..train import resolve_device
 from .inception import FIDError, resolve_inception_weights, user_cache_dir
-from .inputs import STATS_KEY, GeneratorInput, ImagesInput, StatsInput, TensorImages, _digest
+from .inputs import (
+    STATS_KEY,
+    GeneratorInput,
+    ImagesInput,
+    StatsInput,
+    TensorImages,
+    _digest,
+    resolve_input,
+)
 
 INCEPTION = "inception-v3-compat"
 METRICS = {"fid": "fid", "kid": "kid", "pr": "prc", "is": "isc"}  # ours -> torch-fidelity's
@@ -246,8 +254,6 @@ def evaluate(generated: str, reference: str | None = None, *, n: int = 10000, re
              datasets_root: str | None = None, save_stats: str | None = None,
              **evaluator_options) -> dict:
     """`mixup-gan fid`: measure GENERATED against REFERENCE; returns a JSON-ready report."""
-    from .inputs import resolve_input
-
     if n < 2:
         raise FIDError(f"-n (samples drawn from a generator) must be >= 2, got {n}")
     started = time.perf_counter()
