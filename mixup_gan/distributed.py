@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from .config import ConfigError
 from .train import resolve_device
 
 RANK_SEED_STRIDE = 1_000_003  # rank r trains on seed + r * stride; rank 0 on the seed itself
@@ -37,6 +38,12 @@ def setup(device_name: str) -> tuple[Ranks | None, torch.device]:
     if world <= 1:
         return None, device
     ranks = Ranks(int(os.environ["RANK"]), world, int(os.environ.get("LOCAL_RANK", "0")))
+    if device.type == "cuda" and ranks.local >= torch.cuda.device_count():
+        local = int(os.environ.get("LOCAL_WORLD_SIZE", ranks.local + 1))
+        raise ConfigError(
+            f"torchrun started {local} processes on this machine but it has "
+            f"{torch.cuda.device_count()} GPU(s): use --nproc_per_node "
+            f"{torch.cuda.device_count()}, or train.device=cpu to train on the CPU")
     if device.type == "cuda":
         device = torch.device("cuda", ranks.local)
         torch.cuda.set_device(device)
@@ -49,13 +56,6 @@ def wrap(net: nn.Module, device: torch.device) -> nn.Module:
     """DistributedDataParallel around a net already on `device`."""
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(net, device_ids=ids)
-
-
-def gather(obj) -> list:
-    """Every rank's `obj`, in rank order (a collective: all ranks must call it)."""
-    out = [None] * dist.get_world_size()
-    dist.all_gather_object(out, obj)
-    return out
 
 
 def barrier() -> None:

@@ -102,7 +102,13 @@ def generator_loss(fake_output: Tensor, kind: str = "non_saturating") -> Tensor:
         raise ValueError(
             f"unknown generator loss {kind!r}; choose one of {sorted(GENERATOR_LOSSES)}"
         ) from None
-    return term(fake_output).mean()
+    return term(loss_dtype(fake_output)).mean()
+
+
+def loss_dtype(x: Tensor) -> Tensor:
+    """`x` in float32 at least: losses are computed from D's outputs in this one precision,
+    whatever precision D ran in (bfloat16 under autocast)."""
+    return x.to(torch.promote_types(x.dtype, torch.float32))
 
 
 def _per_sample(output: Tensor, n: int) -> Tensor:
@@ -113,11 +119,16 @@ def _per_sample(output: Tensor, n: int) -> Tensor:
             f"the discriminator must return one raw output per sample, shape ({n},) or "
             f"({n}, 1); got {shape}"
         )
-    return output.reshape(n)
+    return loss_dtype(output.reshape(n))
 
 
 def mixed_term(terms: TermPair, output: Tensor, target: Tensor) -> Tensor:
-    """Per-sample `target * real_term(o) + (1 - target) * fake_term(o)`; exact at 0 and 1."""
+    """Per-sample `target * real_term(o) + (1 - target) * fake_term(o)`; exact at 0 and 1.
+
+    Computed in float32 (at least) whatever precision D ran in: under autocast D's outputs
+    and the mixed targets may be bfloat16, and a loss is a sum that needs the bits.
+    """
+    output = loss_dtype(output)
     return torch.lerp(terms.fake_term(output), terms.real_term(output), target.to(output.dtype))
 
 

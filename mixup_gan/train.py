@@ -1,10 +1,13 @@
 """The one GAN training loop: `n_dis` discriminator steps, then one generator step.
 
 Single runs and populations of P runs (sweeps) share it; toy and image runs differ only in
-data, nets and hooks. All randomness of training (real batches, latents, mixup lam) comes from
-one `torch.Generator` per member whose state is checkpointed, so a resumed run continues
-exactly where it stopped. Hooks (metrics, pictures, checkpoints) use their own fixed noise and
-never draw from those generators.
+data, nets and hooks. A step is one fixed set of batched tensor ops whatever P is: every
+random number of training (real batches, latents, mixup lam, permutations, coins) comes from
+a counter-based stream per member (`rng.CounterRNG`) drawn on the training device, the D and
+G losses of all members are computed together (`member_losses`), and nothing waits for the
+host: finiteness and loss sums stay on the device until a hook or the progress bar reads
+them. Member k draws exactly what a run of one with its seed draws, and a checkpoint needs
+only the draw counter to resume exactly. Hooks use their own fixed noise.
 """
 
 from __future__ import annotations
@@ -17,18 +20,15 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .checkpoint import CheckpointError
 from .config import LossConfig, TrainConfig
-from .losses import (
-    DEFAULT_GENERATOR_LOSS,
-    DiscriminatorBatch,
-    check_options,
-    discriminator_batch,
-    generator_loss,
-    get_terms,
-    score_parts,
-)
+from .member_losses import BLOCK, DATA, LATENT, DiscriminatorPart, MemberLosses
+from .rng import CounterRNG
 
-RealBatches = Callable[[int, torch.Generator], Tensor]
+# real_data(rng, counter, n) -> (P, n, ...): each member's real batch, drawn with counters
+# counter .. counter + 3 of `rng` (see toy.data.MemberSampler, image.data.ImageBank.draw).
+RealData = Callable[[CounterRNG, int, int], Tensor]
+SYNC_EVERY = 50  # generator steps between reads of the on-device state (progress, NaN guard)
 
 
 class TrainingDiverged(RuntimeError):
@@ -45,13 +45,19 @@ def resolve_device(name: str = "auto") -> torch.device:
     return device
 
 
-def bf16_autocast(device: torch.device, enabled: bool) -> Callable[[], AbstractContextManager]:
-    """A factory of forward-pass contexts: bfloat16 autocast on CUDA when enabled, else none.
+def bf16_autocast(device: torch.device, enabled: bool | None
+                  ) -> Callable[[], AbstractContextManager]:
+    """A factory of forward-pass contexts: bfloat16 autocast on `device` when enabled
+    (None: on CUDA only, where it is faster), else none. The same code runs on CPU and CUDA.
 
-    bfloat16 keeps float32's range, so no gradient scaler is needed.
+    bfloat16 keeps float32's range, so no gradient scaler is needed; losses are computed in
+    float32 from the bfloat16 outputs (`losses.loss_dtype`).
     """
-    if enabled and torch.device(device).type == "cuda":
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    kind = torch.device(device).type
+    if enabled is None:
+        enabled = kind == "cuda"
+    if enabled:
+        return lambda: torch.autocast(kind, dtype=torch.bfloat16)
     return nullcontext
 
 
@@ -118,16 +124,15 @@ class GANTrainer:
         generator: latent -> samples. Either an ordinary net, (N, latent_dim) -> (N, ...), for
             a single run, or a stacked net with attribute `members` = P taking (P, N, ...).
         discriminator: samples -> raw outputs, (N,) / (N, 1), or (P, N) when stacked.
-        real_batches: `real_batches(n, rng)` returns n real samples; one callable for all
-            members or one per member.
+        real_data: `real_data(rng, counter, n)` returns each member's n real samples,
+            (P, n, ...), drawn from the `CounterRNG` with counters counter .. counter + 3.
         latent_dim: size of the generator's input.
         loss: the `loss` config section, shared or one per member.
         train: the `train` config section (shared: batch size, n_dis, Adam settings).
         seeds: one training seed per member (default `[train.seed]`).
 
-    Each member draws its real batches, latents and mixing from its own generator, and its
-    loss is summed (not averaged) with the others', so member k's gradients, Adam updates
-    and random draws are those of a run of one with member k's seed and settings.
+    Members' losses are summed (not averaged), so member k's gradients, Adam updates and
+    random draws are those of a run of one with member k's seed and settings.
     Subclasses change a step by overriding `d_step`, `g_step` or `train_step`.
     """
 
@@ -135,7 +140,7 @@ class GANTrainer:
         self,
         generator: nn.Module,
         discriminator: nn.Module,
-        real_batches: RealBatches | Sequence[RealBatches],
+        real_data: RealData,
         *,
         latent_dim: int,
         loss: LossConfig | Sequence[LossConfig],
@@ -145,7 +150,7 @@ class GANTrainer:
         autocast: Callable[[], AbstractContextManager] = nullcontext,
     ) -> None:
         self.device = torch.device(device)
-        self.autocast = autocast  # e.g. bfloat16 autocast on CUDA; forward passes only
+        self.autocast = autocast  # e.g. bfloat16 autocast; forward passes only
         self.G, self.D = generator.to(self.device), discriminator.to(self.device)
         self.seeds = list(seeds) if seeds is not None else [train.seed]
         self.members = len(self.seeds)
@@ -155,23 +160,18 @@ class GANTrainer:
         net_members = _unwrapped(self.G).members if self.stacked else 1
         if net_members != self.members:
             raise ValueError(f"{len(self.seeds)} seeds for networks of {net_members} member(s)")
-        self.real_batches = _per_member(real_batches, self.members, "real_batches")
-        losses = _per_member(loss, self.members, "loss")
+        self.real_data = real_data
+        self.losses = MemberLosses(_per_member(loss, self.members, "loss"), self.device)
         self.latent_dim, self.cfg = latent_dim, train
-        self.rngs = [torch.Generator().manual_seed(stream_seed(s, "train")) for s in self.seeds]
+        self.rng = CounterRNG([stream_seed(s, "train") for s in self.seeds], self.device,
+                              stride=BLOCK)
+        self.draws = 0  # counters of `rng` used so far: BLOCK per D or G step
         self.opt_g = make_adam(self.G.parameters(), train)
         self.opt_d = make_adam(self.D.parameters(), train)
-        self.terms = [get_terms(c.name) for c in losses]
-        self.loss_options = [
-            dict(alpha=check_options(c.alpha, c.distribution, c.pairing, c.mix_prob,
-                                     c.erm_weight),
-                 distribution=c.distribution, per_sample=c.per_sample, pairing=c.pairing,
-                 mix_prob=c.mix_prob, erm_weight=c.erm_weight)
-            for c in losses
-        ]
-        self.g_loss_kinds = [c.generator_loss or DEFAULT_GENERATOR_LOSS[c.name] for c in losses]
         self.step = 0  # generator iterations done
-        self.diverged: dict[int, int] = {}  # member -> step at which its losses went non-finite
+        # member -> generator step at which its losses first went non-finite (-1: never)
+        self.diverged_at = torch.full((self.members,), -1, dtype=torch.int64,
+                                      device=self.device)
         self._reset_sums()
 
     # --- stacking -------------------------------------------------------------------------
@@ -180,53 +180,39 @@ class GANTrainer:
         """Run a net on stacked input (P, N, ...) -> (P, N, ...), stacked or not."""
         return net(x) if self.stacked else net(x[0]).unsqueeze(0)
 
-    def latents(self) -> Tensor:
-        n = self.cfg.batch_size
-        return torch.stack(
-            [torch.randn(n, self.latent_dim, generator=g) for g in self.rngs]
-        ).to(self.device)
+    def next_counter(self) -> int:
+        """Reserve the next block of random-stream counters (one per D or G step)."""
+        counter, self.draws = self.draws, self.draws + BLOCK
+        return counter
 
-    def discriminate(self, batches: list[DiscriminatorBatch]) -> list[list[Tensor]]:
-        """D's outputs for every part of every member's batch, in one call when stacked."""
-        if not self.stacked:
-            (batch,) = batches
-            if len(batch.parts) > 1 and _unwrapped(self.D) is not self.D:
-                # DistributedDataParallel allows one forward per backward: one call for all
-                # parts (BatchNorm then normalises real and fake together).
-                sizes = [len(inputs) for inputs, _, _ in batch.parts]
-                out = self.D(torch.cat([inputs for inputs, _, _ in batch.parts]))
-                return [list(out.split(sizes))]
+    def latents(self, counter: int) -> Tensor:
+        return self.rng.normal(counter + LATENT, self.cfg.batch_size, self.latent_dim)
+
+    def discriminate(self, parts: list[DiscriminatorPart]) -> list[Tensor]:
+        """D's raw outputs (P, R) on every part, in one call when stacked."""
+        sizes = [part.inputs.shape[1] for part in parts]
+        if self.stacked:
+            out = self.D(torch.cat([part.inputs for part in parts], 1))
+        elif len(parts) > 1 and _unwrapped(self.D) is self.D:
             # separate calls keep BatchNorm statistics per part
-            return [[self.D(inputs) for inputs, _, _ in batch.parts]]
-        rows = [torch.cat([inputs for inputs, _, _ in b.parts]) for b in batches]
-        sizes = [len(r) for r in rows]
-        longest = max(sizes)
-        if min(sizes) != longest:  # members see different counts: pad, then ignore the pad
-            rows = [torch.cat([r, r.new_zeros(longest - len(r), *r.shape[1:])]) for r in rows]
-        out = self.D(torch.stack(rows))
-        return [
-            list(out[k, : sizes[k]].split([len(inputs) for inputs, _, _ in b.parts]))
-            for k, b in enumerate(batches)
-        ]
+            return [_outputs(self.D(part.inputs[0]), 1, n)
+                    for part, n in zip(parts, sizes, strict=True)]
+        else:  # DistributedDataParallel allows one forward per backward: one call
+            out = self.D(torch.cat([part.inputs[0] for part in parts]))
+        return list(_outputs(out, self.members, sum(sizes)).split(sizes, 1))
 
     # --- one iteration ------------------------------------------------------------------
 
     def d_step(self) -> Tensor:
         """One discriminator update; returns the members' losses, shape (P,)."""
-        n = self.cfg.batch_size
-        reals = [sample(n, g).to(self.device) for sample, g in zip(self.real_batches, self.rngs,
-                                                                    strict=True)]
+        counter = self.next_counter()
+        real = self.real_data(self.rng, counter + DATA, self.cfg.batch_size)
         with torch.no_grad(), self.autocast():
-            fakes = self.apply(_unwrapped(self.G), self.latents()).unbind(0)
-        batches = [
-            discriminator_batch(real, fake.to(real.dtype), generator=g, **options)
-            for real, fake, g, options in zip(reals, fakes, self.rngs, self.loss_options,
-                                              strict=True)
-        ]
+            fake = self.apply(_unwrapped(self.G), self.latents(counter))
+        parts = self.losses.parts(self.rng, counter, real, fake.to(real.dtype))
         with self.autocast():
-            outputs = self.discriminate(batches)
-            losses = torch.stack([score_parts(t, b, o).float() for t, b, o in
-                                  zip(self.terms, batches, outputs, strict=True)])
+            outputs = self.discriminate(parts)
+        losses = self.losses.d_loss(parts, outputs)
         self.opt_d.zero_grad(set_to_none=True)
         losses.sum().backward()
         self.opt_d.step()
@@ -234,16 +220,15 @@ class GANTrainer:
 
     def g_step(self) -> Tensor:
         """One generator update; returns the members' losses, shape (P,)."""
-        z = self.latents()
+        z = self.latents(self.next_counter())
         # D's weights need no gradient here: skipping them saves a third of D's backward.
         self.D.requires_grad_(False)
         try:
             with self.autocast():  # D is only differentiated through: no gradient sync
-                out = self.apply(_unwrapped(self.D), self.apply(self.G, z)).float()
+                out = self.apply(_unwrapped(self.D), self.apply(self.G, z))
         finally:
             self.D.requires_grad_(True)
-        losses = torch.stack([generator_loss(out[k], kind)
-                              for k, kind in enumerate(self.g_loss_kinds)])
+        losses = self.losses.g_loss(_outputs(out, self.members, z.shape[1]))
         self.opt_g.zero_grad(set_to_none=True)
         losses.sum().backward()
         self.opt_g.step()
@@ -255,25 +240,49 @@ class GANTrainer:
             d_loss = self.d_step()
         return {"d_loss": d_loss, "g_loss": self.g_step()}
 
-    def _check_finite(self, losses: dict[str, Tensor]) -> None:
-        bad = ~(torch.isfinite(losses["d_loss"]) & torch.isfinite(losses["g_loss"]))
-        for k in bad.nonzero().flatten().tolist():
-            self.diverged.setdefault(k, self.step)
-        # Members are independent (their weights and Adam states never mix), so a population
-        # goes on while any member is healthy; a run of one stops here.
-        if len(self.diverged) == self.members:
-            d, g = losses["d_loss"].tolist(), losses["g_loss"].tolist()
-            which = "" if self.members == 1 else "every member: "
-            raise TrainingDiverged(
-                f"training diverged at generator step {self.step}: {which}"
-                f"D loss {d if self.members > 1 else d[0]}, "
-                f"G loss {g if self.members > 1 else g[0]}"
-            )
+    # --- on-device bookkeeping, read at sync points --------------------------------------
+
+    def _record(self, losses: dict[str, Tensor]) -> None:
+        """Fold one step's losses into the sums and the divergence record (no host sync)."""
+        finite = torch.isfinite(losses["d_loss"]) & torch.isfinite(losses["g_loss"])
+        self.diverged_at = torch.where(~finite & (self.diverged_at < 0), self.step,
+                                       self.diverged_at)
+        for key in ("d_loss", "g_loss"):
+            self.loss_sums[key] += losses[key].double()
+        self.loss_sums["count"] += 1
+        self._last = losses
+
+    @property
+    def diverged(self) -> dict[int, int]:
+        """Members whose losses went non-finite -> the generator step it happened at."""
+        return {k: s for k, s in enumerate(self.diverged_at.tolist()) if s >= 0}
+
+    def check_finite(self) -> None:
+        """Raise `TrainingDiverged` once every member has diverged.
+
+        Members are independent (their weights and Adam states never mix), so a population
+        goes on while any member is healthy.
+        """
+        diverged = self.diverged
+        if len(diverged) < self.members:
+            return
+        d, g = self._last["d_loss"].tolist(), self._last["g_loss"].tolist()
+        if self.members == 1:
+            raise TrainingDiverged(f"training diverged at generator step {diverged[0]}: "
+                                   f"D loss {d[0]}, G loss {g[0]}")
+        raise TrainingDiverged(
+            f"training diverged at generator step {max(diverged.values())}: every member "
+            f"(at steps {list(diverged.values())}): D loss {d}, G loss {g}")
 
     # --- the loop -----------------------------------------------------------------------
 
     def fit(self, steps: int, hooks: Iterable[Hook] = (), *, progress: bool = True) -> None:
-        """Train until `steps` generator iterations are done, calling hooks when due."""
+        """Train until `steps` generator iterations are done, calling hooks when due.
+
+        The on-device state is read (a host sync) only before hooks run and every
+        `SYNC_EVERY` steps: a diverged run stops there, naming the step it diverged at,
+        before any hook (a checkpoint, say) sees its weights.
+        """
         hooks = list(hooks)
         bar = tqdm(total=steps, initial=self.step, disable=not progress, desc="train",
                    dynamic_ncols=True)
@@ -281,22 +290,21 @@ class GANTrainer:
             while self.step < steps:
                 losses = self.train_step()
                 self.step += 1
-                self._check_finite(losses)
-                for key, value in losses.items():
-                    self.loss_sums[key] += value.double().cpu()
-                self.loss_sums["count"] += 1
-                if self.step % 10 == 0 or self.step == steps:
-                    bar.set_postfix(d=f"{losses['d_loss'].nanmean():.3f}",
-                                    g=f"{losses['g_loss'].nanmean():.3f}")
+                self._record(losses)
+                due = [hook for hook in hooks if hook.due(self.step, steps)]
+                if due or self.step % SYNC_EVERY == 0 or self.step == steps:
+                    self.check_finite()
+                    if progress:
+                        bar.set_postfix(d=f"{losses['d_loss'].nanmean():.3f}",
+                                        g=f"{losses['g_loss'].nanmean():.3f}")
                 bar.update(1)
-                for hook in hooks:
-                    if hook.due(self.step, steps):
-                        hook.fn(self)
+                for hook in due:
+                    hook.fn(self)
         finally:
             bar.close()
 
     def _reset_sums(self) -> None:
-        zeros = torch.zeros(self.members, dtype=torch.float64)
+        zeros = torch.zeros(self.members, dtype=torch.float64, device=self.device)
         self.loss_sums = {"d_loss": zeros.clone(), "g_loss": zeros.clone(), "count": 0}
 
     def pop_mean_losses(self) -> list[dict[str, float]]:
@@ -316,23 +324,37 @@ class GANTrainer:
             "discriminator": _unwrapped(self.D).state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
-            "rngs": [g.get_state() for g in self.rngs],
-            "loss_sums": dict(self.loss_sums),
-            "diverged": [[k, s] for k, s in self.diverged.items()],
+            "rng": {"seeds": self.rng.seeds, "draws": self.draws},
+            "loss_sums": {k: v.cpu() if isinstance(v, Tensor) else v
+                          for k, v in self.loss_sums.items()},
+            "diverged_at": self.diverged_at.cpu(),
         }
 
     def load_state_dict(self, state: dict) -> None:
+        if "rng" not in state:
+            raise CheckpointError("this checkpoint was written by an older mixup-gan (random "
+                                  "streams of another kind) and cannot be resumed exactly; "
+                                  "pass --overwrite to start the run again")
+        if len(state["rng"]["seeds"]) != self.members:
+            raise ValueError(f"checkpoint has {len(state['rng']['seeds'])} members, "
+                             f"not {self.members}")
         _unwrapped(self.G).load_state_dict(state["generator"])
         _unwrapped(self.D).load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
-        if len(state["rngs"]) != self.members:
-            raise ValueError(f"checkpoint has {len(state['rngs'])} members, not {self.members}")
-        for g, rng_state in zip(self.rngs, state["rngs"], strict=True):
-            g.set_state(rng_state)
+        self.draws = int(state["rng"]["draws"])
         self.step = int(state["step"])
-        self.loss_sums = dict(state["loss_sums"])
-        self.diverged = {int(k): int(s) for k, s in state["diverged"]}
+        self.loss_sums = {k: v.to(self.device) if isinstance(v, Tensor) else v
+                          for k, v in state["loss_sums"].items()}
+        self.diverged_at = state["diverged_at"].to(self.device)
+
+
+def _outputs(out: Tensor, members: int, n: int) -> Tensor:
+    """D's raw outputs as (members, n): one per sample, e.g. (P, n), (n,) or (n, 1)."""
+    if out.numel() != members * n:
+        raise ValueError(f"the discriminator must return one raw output per sample; got shape "
+                         f"{tuple(out.shape)} for {n} samples")
+    return out.reshape(members, n)
 
 
 def _per_member(value, members: int, name: str) -> list:

@@ -2,8 +2,18 @@ import pickle
 
 import numpy as np
 import pytest
+import torch
 
 from mixup_gan.config import RunConfig, load_config
+
+# Tests that touch device code run on each of these, never on whatever "auto" picks.
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.fixture(params=DEVICES)
+def device(request) -> str:
+    """Every available device in turn: CPU always, CUDA when present."""
+    return request.param
 
 
 @pytest.fixture
@@ -15,7 +25,7 @@ def tiny_config(tmp_path):
             "model.hidden=32", "model.depth=2", "train.steps=20", "train.batch_size=32",
             "train.n_dis=2", "eval.every=5", "eval.n_samples=200", "eval.snapshots=[10]",
             f"output.dir={tmp_path / 'runs'}", "output.checkpoint_every=5",
-            "output.progress=false",
+            "output.progress=false", "train.device=cpu",
         ]
         return load_config(None, RunConfig, base + list(overrides))
 

@@ -18,7 +18,8 @@ pytest.importorskip("sklearn")
 def config(tmp_path):
     def make(*overrides):
         base = ["train.epochs=4", "train.milestones=[3]", "model.hidden=32",
-                f"output.dir={tmp_path}", "output.checkpoint_every=1", "output.progress=false"]
+                f"output.dir={tmp_path}", "output.checkpoint_every=1", "output.progress=false",
+                "train.device=cpu"]
         return load_config(None, ClassifyConfig, base + list(overrides))
 
     return make
@@ -140,3 +141,10 @@ def test_missing_cifar_is_a_clear_error(tmp_path):
                                              "data.download=false"])
     with pytest.raises(ConfigError, match="data.root"):
         load_data(cfg.data)
+
+
+@pytest.mark.parametrize("mode", ["mixup", "cutmix"])
+def test_classify_under_bfloat16_autocast(config, tmp_path, device, mode):
+    summary = run_classify(config(f"train.device={device}", "train.amp=true",
+                                  f"loss.mode={mode}", "train.epochs=2"), f"amp-{mode}")
+    assert summary["device"].startswith(device) and summary["last_test_error"] < 0.9

@@ -255,7 +255,7 @@ def test_cli_prints_a_table_and_writes_json(tmp_path, capsys):
     a = write_folder(tmp_path / "a", blocky(12, 11))
     out = tmp_path / "report.json"
     code = main(["fid", a, a, "--feature-extractor", "pixel-pool", "--metrics", "fid,kid,pr",
-                 "--out", str(out), "--no-progress"])
+                 "--out", str(out), "--no-progress", "--device", "cpu"])
     assert code == 0
     printed = capsys.readouterr().out
     report = json.loads(out.read_text())
@@ -263,6 +263,21 @@ def test_cli_prints_a_table_and_writes_json(tmp_path, capsys):
     assert "kid_mean" in printed and "pixel-pool on cpu" in printed
     assert main(["fid", str(tmp_path / "nowhere"), a, "--feature-extractor", "pixel-pool"]) == 2
     assert "error: " in capsys.readouterr().err
+
+
+def test_in_training_fid_under_bfloat16_autocast(tmp_path, device):
+    pytest.importorskip("sklearn")
+    from mixup_gan.image.runner import run_image
+
+    config = load_config(None, ImageConfig, [
+        "data.name=digits", "data.channels=1", "model.latent_dim=8", "model.g_width=8",
+        "model.d_width=8", "train.steps=2", "train.batch_size=8", "train.n_dis=1",
+        "train.amp=true", f"train.device={device}", "eval.every=2", "eval.n_samples=16",
+        "eval.fid_every=2", "eval.fid_samples=16", "eval.fid_extractor=pixel-pool",
+        f"output.dir={tmp_path}", "output.progress=false"])
+    run_image(config, "amp")
+    rows = [json.loads(line) for line in (tmp_path / "amp" / "metrics.jsonl").open()]
+    assert [row["fid"] for row in rows if "fid" in row][0] >= 0
 
 
 def test_in_training_fid_keeps_the_best_checkpoint(tmp_path):
@@ -273,7 +288,8 @@ def test_in_training_fid_keeps_the_best_checkpoint(tmp_path):
         "data.name=digits", "data.channels=1", "model.latent_dim=8", "model.g_width=8",
         "model.d_width=8", "train.steps=6", "train.batch_size=8", "train.n_dis=1",
         "eval.every=3", "eval.n_samples=16", "eval.fid_every=2", "eval.fid_samples=32",
-        "eval.fid_extractor=pixel-pool", f"output.dir={tmp_path}", "output.progress=false"])
+        "eval.fid_extractor=pixel-pool", f"output.dir={tmp_path}", "output.progress=false",
+        "train.device=cpu"])
     run_image(config, "run")
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").open()]
     fids = {row["step"]: row["fid"] for row in rows if "fid" in row}

@@ -22,8 +22,8 @@ SETTINGS = [  # one population holding every kind of member the loss offers
 ]
 
 
-def trained(losses, dists, seeds, steps=8):
-    trainer = build_toy_trainer(MODEL, TRAIN, losses, dists, seeds, torch.device("cpu"))
+def trained(losses, dists, seeds, steps=8, device="cpu"):
+    trainer = build_toy_trainer(MODEL, TRAIN, losses, dists, seeds, torch.device(device))
     for _ in range(steps):
         trainer.train_step()
     return trainer
@@ -34,12 +34,12 @@ def member_state(trainer, k):
             for name, value in getattr(trainer, net).state_dict().items()}
 
 
-def test_member_k_equals_a_run_of_one():
+def test_member_k_equals_a_run_of_one(device):
     dists = [ring(), grid(), ring(), grid(), ring()]
     seeds = [3, 1, 4, 1, 5]
-    population = trained(SETTINGS, dists, seeds)
+    population = trained(SETTINGS, dists, seeds, device=device)
     for k in range(len(SETTINGS)):
-        single = trained([SETTINGS[k]], [dists[k]], [seeds[k]])
+        single = trained([SETTINGS[k]], [dists[k]], [seeds[k]], device=device)
         # Not bit-for-bit: a batched matmul over P members blocks its sums differently.
         for name, value in member_state(single, 0).items():
             torch.testing.assert_close(member_state(population, k)[name], value, rtol=0,

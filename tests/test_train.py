@@ -118,7 +118,8 @@ def test_corrupt_checkpoint_is_a_clear_error(tiny_config, tmp_path):
 def test_generator_step_leaves_discriminator_untouched(tiny_config):
     cfg = tiny_config()
     trainer = GANTrainer(
-        torch.nn.Linear(2, 2), torch.nn.Linear(2, 1), lambda n, g: torch.randn(n, 2, generator=g),
+        torch.nn.Linear(2, 2), torch.nn.Linear(2, 1),
+        lambda rng, counter, n: rng.normal(counter, n, 2),
         latent_dim=2, loss=cfg.loss, train=cfg.train,
     )
     before = {k: v.clone() for k, v in trainer.D.state_dict().items()}

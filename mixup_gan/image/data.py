@@ -38,7 +38,16 @@ class ImageBank:
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         idx = torch.randint(len(self.images), (n,), generator=generator)
-        return self.images[idx.to(self.images.device)].float() / 127.5 - 1.0
+        return self.as_floats(self.images[idx.to(self.images.device)])
+
+    def draw(self, rng, counter: int, n: int) -> Tensor:
+        """The training loop's real batch: n images per member of `rng` (a `CounterRNG`),
+        drawn by index on the bank's device, shape (P, n, C, H, W)."""
+        return self.as_floats(self.images[rng.randint(counter, len(self.images), n)])
+
+    @staticmethod
+    def as_floats(images: Tensor) -> Tensor:
+        return images.float() / 127.5 - 1.0
 
 
 def _decode(dataset, what: str) -> Tensor:

@@ -91,7 +91,7 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
         G, D = distributed.wrap(G.to(device), device), distributed.wrap(D.to(device), device)
         seed += ranks.rank * distributed.RANK_SEED_STRIDE
     trainer = ImageGANTrainer(
-        G, D, bank.sample, latent_dim=m.latent_dim, loss=config.loss, train=config.train,
+        G, D, bank.draw, latent_dim=m.latent_dim, loss=config.loss, train=config.train,
         seeds=[seed], device=device, ema_decay=config.train.ema,
         autocast=bf16_autocast(device, config.train.amp),
     )
@@ -100,14 +100,13 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
     distributed.barrier()  # rank 0 has prepared the folder; the others read its checkpoint
     if not main and folder.checkpoint.exists():
         state = load_checkpoint(folder.checkpoint)
+    world = ranks.world if ranks is not None else 1
     if state is not None:
-        # each process continues its own random stream, so the process count must match
-        per_rank = state.get("rank_rngs", state["rngs"])
-        world = ranks.world if ranks is not None else 1
-        if len(per_rank) != world:
-            raise ConfigError(f"{folder.checkpoint} was written by {len(per_rank)} process(es); "
-                              f"resume it with the same number, not {world}")
-        trainer.load_state_dict({**state, "rngs": [per_rank[ranks.rank if ranks else 0]]})
+        # each process draws from its own stream (seed by rank): the count must match
+        if state.get("processes", 1) != world:
+            raise ConfigError(f"{folder.checkpoint} was written by {state.get('processes', 1)} "
+                              f"process(es); resume it with the same number, not {world}")
+        trainer.load_state_dict(state)
     grids = folder.path / "samples"
     grids.mkdir(exist_ok=True)
     board = tensorboard_writer(folder.path / "tensorboard") if main else None
@@ -129,11 +128,8 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
             board.flush()
 
     def checkpoint(t: GANTrainer) -> None:
-        state = t.state_dict()
-        if ranks is not None:  # every rank's random stream goes into rank 0's checkpoint
-            state["rank_rngs"] = distributed.gather(t.rngs[0].get_state())
-        if main:
-            folder.save(state, config)
+        if main:  # every rank's stream is its seed's at the same counter: rank 0 saves all
+            folder.save({**t.state_dict(), "processes": world}, config)
 
     hooks = [Hook(checkpoint, every=config.output.checkpoint_every)]
     if main:

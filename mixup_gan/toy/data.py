@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,11 +55,66 @@ class ToyDistribution:
         return centers[idx] + self.std * noise
 
 
+SWISS_NOISE, SWISS_SCALE = 0.25, 7.5
+
+
+def _swiss_roll_curve(u: Tensor) -> Tensor:
+    """Points on the noiseless swiss roll for uniforms u (...,) -> (..., 2), unscaled."""
+    t = 1.5 * math.pi * (1 + 2 * u)
+    return torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=-1)
+
+
 def _swiss_roll(n: int, generator, device) -> Tensor:
     # scikit-learn's make_swiss_roll(noise=0.25), columns x and z, divided by 7.5.
-    t = 1.5 * math.pi * (1 + 2 * torch.rand(n, generator=generator, device=device))
-    noise = 0.25 * torch.randn(n, 2, generator=generator, device=device)
-    return (torch.stack([t * torch.cos(t), t * torch.sin(t)], dim=1) + noise) / 7.5
+    curve = _swiss_roll_curve(torch.rand(n, generator=generator, device=device))
+    return (curve + SWISS_NOISE * torch.randn(n, 2, generator=generator, device=device)) \
+        / SWISS_SCALE
+
+
+class MemberSampler:
+    """Real batches for P population members, each from its own toy distribution.
+
+    `sampler(rng, counter, n)` -> (P, n, 2), drawn with `CounterRNG` counters `counter`
+    (component or row index), `counter + 1` (noise) and `counter + 2` (swiss roll position),
+    in the same few ops whatever P is. Mixtures and point files are one case (a point file is
+    a mixture of its rows with std 0): each distinct table of centres is stored once.
+    """
+
+    def __init__(self, dists: Sequence[ToyDistribution], device: torch.device | str) -> None:
+        tables: dict[bytes, tuple[int, int]] = {}  # table contents -> (offset, rows)
+        rows: list[Tensor] = []
+        offsets, counts, stds, swiss = [], [], [], []
+        for dist in dists:
+            table = dist.points if dist.points is not None else dist.centers
+            swiss.append(table is None)
+            if table is None:  # the swiss roll
+                offsets.append(0)
+                counts.append(1)
+                stds.append(SWISS_NOISE / SWISS_SCALE)
+                continue
+            key = table.numpy().tobytes()
+            if key not in tables:
+                tables[key] = (sum(len(r) for r in rows), len(table))
+                rows.append(table.float())
+            offsets.append(tables[key][0])
+            counts.append(tables[key][1])
+            stds.append(dist.std if dist.points is None else 0.0)
+        self.device = torch.device(device)
+        self.table = torch.cat(rows).to(self.device) if rows else None
+        self.offset = torch.tensor(offsets, device=self.device).unsqueeze(1)
+        self.count = torch.tensor(counts, device=self.device)
+        self.std = torch.tensor(stds, device=self.device).reshape(-1, 1, 1)
+        self.swiss = torch.tensor(swiss, device=self.device).reshape(-1, 1, 1)
+        self.any_swiss = any(swiss)
+
+    def __call__(self, rng, counter: int, n: int) -> Tensor:
+        base = None
+        if self.table is not None:
+            base = self.table[self.offset + rng.randint(counter, self.count, n)]
+        if self.any_swiss:
+            curve = _swiss_roll_curve(rng.uniform(counter + 2, n)) / SWISS_SCALE
+            base = curve if base is None else torch.where(self.swiss, curve, base)
+        return base + self.std * rng.normal(counter + 1, n, 2)
 
 
 def ring(scale: str = "paper") -> ToyDistribution:

@@ -10,8 +10,8 @@ import torch
 
 from ..config import ConfigError, LossConfig, ModelConfig, RunConfig, TrainConfig
 from ..runs import RunFolder
-from ..train import GANTrainer, Hook, eval_noise, resolve_device, stream_seed
-from .data import ToyDistribution, make_distribution, read_points
+from ..train import GANTrainer, Hook, bf16_autocast, eval_noise, resolve_device, stream_seed
+from .data import MemberSampler, ToyDistribution, make_distribution, read_points
 from .metrics import frechet_2d, mode_metrics
 from .nets import ToyDiscriminator, ToyGenerator
 from .plots import Snapshot, d_grid, save_metrics_plot, save_snapshot, save_strip
@@ -57,8 +57,8 @@ def build_toy_trainer(model: ModelConfig, train: TrainConfig, losses: Sequence[L
                      seeds=[stream_seed(s, "init") for s in seeds]),
         ToyDiscriminator(model.hidden, model.depth, members=members,
                          seeds=[stream_seed(s, "discriminator_init") for s in seeds]),
-        [d.sample for d in dists], latent_dim=model.latent_dim, loss=list(losses),
-        train=train, seeds=seeds, device=device,
+        MemberSampler(dists, device), latent_dim=model.latent_dim, loss=list(losses),
+        train=train, seeds=seeds, device=device, autocast=bf16_autocast(device, train.amp),
     )
 
 
