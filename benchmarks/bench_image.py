@@ -1,12 +1,15 @@
 """Image GAN training speed, DCGAN 32x32: mixup vs ERM discriminator loss (one run).
 
-Prints images per second of whole training iterations (1 D step + 1 G step) and of D steps
-alone, for the real-fake mixup loss and the plain loss, and their time ratios. On CUDA it
-also compares bfloat16 autocast and torch.compile.
+Prints steady-state images per second of whole training iterations (1 D step + 1 G step)
+and of D steps alone, for the real-fake mixup loss and the plain loss, and their time ratios.
+On CUDA it also runs mixup in fp32, bfloat16 autocast, and bfloat16 + torch.compile, and
+prints the compile time (the first steps) separately from the steady state.
 Usage: python benchmarks/bench_image.py
 """
 
 from __future__ import annotations
+
+import time
 
 import torch
 from common import interleaved_times
@@ -28,7 +31,7 @@ def trainer(alpha: float, device, *, amp: bool = False, compile: bool = False):
         G.compile()
         D.compile()
     data = torch.rand(1024, 3, 32, 32, device=device) * 2 - 1
-    return ImageGANTrainer(G, D, lambda n, g: data[torch.randint(1024, (n,), generator=g)],
+    return ImageGANTrainer(G, D, lambda rng, counter, n: data[rng.randint(counter, 1024, n)],
                            latent_dim=128, loss=cfg.loss, train=cfg.train, device=device,
                            ema_decay=0.999, autocast=bf16_autocast(device, amp))
 
@@ -38,8 +41,15 @@ def main() -> None:
     print(f"torch {torch.__version__}, device {device}, DCGAN 32x32, batch {BATCH}")
     variants = {"ERM": trainer(0.0, device), "mixup": trainer(0.2, device)}
     if device.type == "cuda":
+        print(f"  on {torch.cuda.get_device_name()}")
         variants["mixup + bf16"] = trainer(0.2, device, amp=True)
-        variants["mixup + bf16 + compile"] = trainer(0.2, device, amp=True, compile=True)
+        compiled = variants["mixup + bf16 + compile"] = trainer(0.2, device, amp=True,
+                                                                compile=True)
+        start = time.perf_counter()
+        for _ in range(3):  # compiles on the first calls (D, G, and each of their shapes)
+            compiled.train_step()
+        torch.cuda.synchronize()
+        print(f"  compile (3 first iterations): {time.perf_counter() - start:.1f} s")
     steps = interleaved_times({k: v.train_step for k, v in variants.items()}, repeats=5,
                               inner=3)
     d_steps = interleaved_times({k: v.d_step for k, v in variants.items()}, repeats=5,

@@ -1,10 +1,17 @@
 """Population training vs the same runs one after another, at the paper's toy setup.
 
-Prints, measured in this one run: total toy iterations per second of a population of P = 10
-runs vs the same 10 runs trained one after another with the single-run loop (P = 1), their
-ratio, the population's model FLOP utilization against this machine's measured matmul rate
-at the same shapes, and peak memory for P = 1, 10, 30 (each in a fresh process).
-Usage: python benchmarks/bench_sweep.py
+Prints, measured in this one run:
+- dispatched aten ops per `train_step` for P = 1 and P = 16 and their ratio (the CPU-side
+  proxy for kernel launches: a member-vectorized step dispatches the same ops whatever P is),
+  and how many of them read a value back to the host (host syncs; should be 0);
+- on CUDA: run-iterations per second for P = 1, 10, 30, 100, 300, next to a plain loop over
+  the same stacked MLPs written here (same shapes and random work: batched matmuls, Beta lam,
+  fused Adam, fp32, no per-member Python), and their ratio;
+- on the CPU: total toy iterations per second of a population of P = 10 runs vs the same 10
+  runs one after another (P = 1), their ratio, the model FLOP utilization against this
+  machine's measured matmul rate at the same shapes, and peak memory for P = 1, 10, 30 (each
+  in a fresh process).
+Usage: python benchmarks/bench_sweep.py [--skip-cpu]
 """
 
 from __future__ import annotations
@@ -15,25 +22,103 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 from bench_toy import reference_iteration
 from common import matmul_flops_per_second, toy_flops_per_iteration
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from mixup_gan.config import LossConfig, ModelConfig, TrainConfig
 from mixup_gan.toy.data import ring
+from mixup_gan.toy.nets import ToyDiscriminator, ToyGenerator
 from mixup_gan.toy.runner import build_toy_trainer
+from mixup_gan.train import make_adam
 
 P, STEPS = 10, 12
 MODEL, TRAIN = ModelConfig(), TrainConfig()  # paper setup: 3x512, batch 128, n_dis 5
 
 
-def trainers(members: int, count: int):
+def trainers(members: int, count: int, device: str = "cpu"):
     losses = [LossConfig(alpha=a) for a in (0.1, 0.2, 0.5, 1.0)]
     seeds = list(range(members * count))
     return [
         build_toy_trainer(MODEL, TRAIN, [losses[s % 4] for s in chunk], [ring()] * members,
-                          chunk, torch.device("cpu"))
+                          chunk, torch.device(device))
         for chunk in (seeds[i:i + members] for i in range(0, len(seeds), members))
     ]
+
+
+class _Ops(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops = self.host_reads = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        self.ops += 1
+        self.host_reads += func.__name__.split(".")[0] in ("_local_scalar_dense", "nonzero")
+        return func(*args, **(kwargs or {}))
+
+
+def dispatched_ops(members: int, steps: int = 16) -> tuple[float, float]:
+    """Mean dispatched aten ops and host reads per train_step (after one warm-up step)."""
+    trainer = trainers(members, 1)[0]
+    trainer.train_step()
+    with _Ops() as counter:
+        for _ in range(steps):
+            trainer.train_step()
+    return counter.ops / steps, counter.host_reads / steps
+
+
+def plain_loop(members: int, device: torch.device):
+    """One iteration of the same stacked MLPs, written plainly: real-fake mixup with Beta
+    lam drawn by torch.distributions on the device, saturating G loss, fused Adam."""
+    G = ToyGenerator(MODEL.latent_dim, MODEL.hidden, MODEL.depth, members=members).to(device)
+    D = ToyDiscriminator(MODEL.hidden, MODEL.depth, members=members).to(device)
+    opt_g, opt_d = make_adam(G.parameters(), TRAIN), make_adam(D.parameters(), TRAIN)
+    centers = ring().centers.to(device)
+    shape = (members, TRAIN.batch_size)
+    beta = torch.distributions.Beta(torch.full(shape, 0.2, device=device),
+                                    torch.full(shape, 0.2, device=device))
+
+    def iteration() -> None:
+        for _ in range(TRAIN.n_dis):
+            real = centers[torch.randint(8, shape, device=device)] + 0.01 * torch.randn(
+                *shape, 2, device=device)
+            with torch.no_grad():
+                fake = G(torch.randn(*shape, MODEL.latent_dim, device=device))
+            lam = beta.sample()
+            x = lam[..., None] * real + (1 - lam[..., None]) * fake
+            loss = F.binary_cross_entropy_with_logits(D(x), lam, reduction="none").mean(1)
+            opt_d.zero_grad(set_to_none=True)
+            loss.sum().backward()
+            opt_d.step()
+        D.requires_grad_(False)
+        out = D(G(torch.randn(*shape, MODEL.latent_dim, device=device)))
+        D.requires_grad_(True)
+        opt_g.zero_grad(set_to_none=True)
+        (-F.softplus(out).mean(1)).sum().backward()
+        opt_g.step()
+
+    return iteration
+
+
+def cuda_rates(members: int, device: torch.device, seconds: float = 3.0) -> tuple[float, float]:
+    """Run-iterations per second of our engine (its `fit`, no hooks) and of the plain loop."""
+
+    def rate(advance) -> float:
+        advance(5)  # warm up
+        torch.cuda.synchronize()
+        count, start = 0, time.perf_counter()
+        while time.perf_counter() - start < seconds:
+            advance(20)
+            count += 20
+            torch.cuda.synchronize()
+        return members * count / (time.perf_counter() - start)
+
+    trainer = trainers(members, 1, str(device))[0]
+    ours = rate(lambda k: trainer.fit(trainer.step + k, progress=False))
+    iteration = plain_loop(members, device)
+    plain = rate(lambda k: [iteration() for _ in range(k)])
+    return ours, plain
 
 
 def seconds_for(group) -> float:
@@ -69,8 +154,20 @@ def peak_memory_mb(members: int) -> float:
 
 
 def main() -> None:
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; "
-          f"{P} runs x {STEPS} iterations at the paper's toy setup")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; paper toy setup")
+    (one, one_sync), (sixteen, sixteen_sync) = dispatched_ops(1), dispatched_ops(16)
+    print(f"dispatched aten ops per train_step (CPU): P=1 {one:.0f}, P=16 {sixteen:.0f}, "
+          f"ratio {sixteen / one:.2f} (host reads per step: {one_sync:g} / {sixteen_sync:g})")
+    if torch.cuda.is_available():
+        device = torch.device("cuda")
+        print(f"run-iterations per second on {torch.cuda.get_device_name()} "
+              "(ours | plain stacked loop | ratio):")
+        for members in (1, 10, 30, 100, 300):
+            ours, plain = cuda_rates(members, device)
+            print(f"  P={members:<4} {ours:9.0f} | {plain:9.0f} | {ours / plain:.2f}x")
+    if "--skip-cpu" in sys.argv:
+        return
+    print(f"CPU: {P} runs x {STEPS} iterations")
     sequential, population = trainers(1, P), trainers(P, 1)
     # Alternate twice and keep each one's best, so both see the same machine conditions.
     seq_s = min(seconds_for(sequential), seconds_for(sequential))

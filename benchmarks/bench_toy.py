@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from common import interleaved_times, matmul_flops_per_second, toy_flops_per_iteration
 
 from mixup_gan.config import LossConfig, TrainConfig
-from mixup_gan.toy.data import ring
+from mixup_gan.toy.data import MemberSampler, ring
 from mixup_gan.toy.nets import ToyDiscriminator, ToyGenerator
 from mixup_gan.train import GANTrainer
 
@@ -66,7 +66,8 @@ def reference_iteration(pairing: str):
 def our_iteration(pairing: str):
     torch.manual_seed(0)
     trainer = GANTrainer(
-        ToyGenerator(LATENT, HIDDEN, DEPTH), ToyDiscriminator(HIDDEN, DEPTH), ring().sample,
+        ToyGenerator(LATENT, HIDDEN, DEPTH), ToyDiscriminator(HIDDEN, DEPTH),
+        MemberSampler([ring()], "cpu"),
         latent_dim=LATENT,
         loss=LossConfig(alpha=ALPHA, pairing=pairing, generator_loss="saturating"),
         train=TrainConfig(batch_size=BATCH, n_dis=N_DIS, lr=1e-3),
