@@ -17,7 +17,7 @@ from common import interleaved_times
 from mixup_gan.config import ImageConfig, load_config
 from mixup_gan.image.nets import build_nets
 from mixup_gan.image.runner import ImageGANTrainer
-from mixup_gan.train import bf16_autocast, resolve_device
+from mixup_gan.runtime import bf16_autocast, resolve_device
 
 BATCH = 64
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from .checkpoint import CheckpointError
 from .config import ClassifyConfig, ConfigError, ImageConfig, RunConfig, load_config
 from .toy.data import PointFileError
-from .train import TrainingDiverged
+from .runtime import TrainingDiverged
 
 USER_ERRORS = (ConfigError, PointFileError, CheckpointError, FileNotFoundError, ValueError)
 

@@ -15,7 +15,7 @@ import torch.distributed as dist
 from torch import nn
 
 from .config import ConfigError
-from .train import resolve_device
+from .runtime import resolve_device
 
 RANK_SEED_STRIDE = 1_000_003  # rank r trains on seed + r * stride; rank 0 on the seed itself
 

@@ -35,7 +35,8 @@ from .config import (
 from .runs import RunFolder
 from .toy.data import make_distribution
 from .toy.runner import build_toy_trainer, evaluate, reference_points
-from .train import Hook, eval_noise, resolve_device
+from .runtime import eval_noise, resolve_device
+from .train import Hook
 
 # Keys that may differ between members of one population; everything else is shared.
 MEMBER_PREFIXES = ("data.", "loss.", "train.seed")

@@ -24,41 +24,12 @@ from .checkpoint import CheckpointError
 from .config import LossConfig, TrainConfig
 from .member_losses import BLOCK, DATA, LATENT, DiscriminatorPart, MemberLosses
 from .rng import CounterRNG
+from .runtime import TrainingDiverged, stream_seed, unwrapped
 
 # real_data(rng, counter, n) -> (P, n, ...): each member's real batch, drawn with counters
 # counter .. counter + 3 of `rng` (see toy.data.MemberSampler, image.data.ImageBank.draw).
 RealData = Callable[[CounterRNG, int, int], Tensor]
 SYNC_EVERY = 50  # generator steps between reads of the on-device state (progress, NaN guard)
-
-
-class TrainingDiverged(RuntimeError):
-    """A loss became NaN or Inf; the message names the step."""
-
-
-def resolve_device(name: str = "auto") -> torch.device:
-    """'auto' picks CUDA when present, else CPU; anything else is passed to torch.device."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"train.device is {name!r} but CUDA is not available on this machine")
-    return device
-
-
-def bf16_autocast(device: torch.device, enabled: bool | None
-                  ) -> Callable[[], AbstractContextManager]:
-    """A factory of forward-pass contexts: bfloat16 autocast on `device` when enabled
-    (None: on CUDA only, where it is faster), else none. The same code runs on CPU and CUDA.
-
-    bfloat16 keeps float32's range, so no gradient scaler is needed; losses are computed in
-    float32 from the bfloat16 outputs (`losses.loss_dtype`).
-    """
-    kind = torch.device(device).type
-    if enabled is None:
-        enabled = kind == "cuda"
-    if enabled:
-        return lambda: torch.autocast(kind, dtype=torch.bfloat16)
-    return nullcontext
 
 
 def make_adam(params: Iterable[nn.Parameter], train: TrainConfig) -> torch.optim.Adam:
@@ -92,29 +63,8 @@ class Hook:
         )
 
 
-# A run's random streams: training draws, the (generator's or classifier's) initial weights,
-# the discriminator's initial weights, the fixed evaluation noise.
-STREAMS = {"train": 0, "init": 1, "discriminator_init": 2, "eval": 3}
-
-
-def stream_seed(seed: int, stream: str) -> int:
-    """Independent seeds for a run's random streams."""
-    return seed * 16 + STREAMS[stream]
-
-
-def eval_noise(n: int, latent_dim: int, seed: int) -> Tensor:
-    """The fixed latent points a run is evaluated and drawn on (its own random stream)."""
-    generator = torch.Generator().manual_seed(stream_seed(seed, "eval"))
-    return torch.randn(n, latent_dim, generator=generator)
-
-
-def _unwrapped(net: nn.Module) -> nn.Module:
-    """The module inside a DistributedDataParallel wrapper (the net itself otherwise)."""
-    return getattr(net, "module", net)
-
-
 def _is_stacked(net: nn.Module) -> bool:
-    return getattr(_unwrapped(net), "members", None) is not None
+    return getattr(unwrapped(net), "members", None) is not None
 
 
 class GANTrainer:
@@ -157,7 +107,7 @@ class GANTrainer:
         self.stacked = _is_stacked(self.G)
         if self.stacked != _is_stacked(self.D):
             raise ValueError("generator and discriminator must both be stacked, or neither")
-        net_members = _unwrapped(self.G).members if self.stacked else 1
+        net_members = unwrapped(self.G).members if self.stacked else 1
         if net_members != self.members:
             raise ValueError(f"{len(self.seeds)} seeds for networks of {net_members} member(s)")
         self.real_data = real_data
@@ -193,7 +143,7 @@ class GANTrainer:
         sizes = [part.inputs.shape[1] for part in parts]
         if self.stacked:
             out = self.D(torch.cat([part.inputs for part in parts], 1))
-        elif len(parts) > 1 and _unwrapped(self.D) is self.D:
+        elif len(parts) > 1 and unwrapped(self.D) is self.D:
             # separate calls keep BatchNorm statistics per part
             return [_outputs(self.D(part.inputs[0]), 1, n)
                     for part, n in zip(parts, sizes, strict=True)]
@@ -208,7 +158,7 @@ class GANTrainer:
         counter = self.next_counter()
         real = self.real_data(self.rng, counter + DATA, self.cfg.batch_size)
         with torch.no_grad(), self.autocast():
-            fake = self.apply(_unwrapped(self.G), self.latents(counter))
+            fake = self.apply(unwrapped(self.G), self.latents(counter))
         parts = self.losses.parts(self.rng, counter, real, fake.to(real.dtype))
         with self.autocast():
             outputs = self.discriminate(parts)
@@ -225,7 +175,7 @@ class GANTrainer:
         self.D.requires_grad_(False)
         try:
             with self.autocast():  # D is only differentiated through: no gradient sync
-                out = self.apply(_unwrapped(self.D), self.apply(self.G, z))
+                out = self.apply(unwrapped(self.D), self.apply(self.G, z))
         finally:
             self.D.requires_grad_(True)
         losses = self.losses.g_loss(_outputs(out, self.members, z.shape[1]))
@@ -320,8 +270,8 @@ class GANTrainer:
     def state_dict(self) -> dict:
         return {
             "step": self.step,
-            "generator": _unwrapped(self.G).state_dict(),
-            "discriminator": _unwrapped(self.D).state_dict(),
+            "generator": unwrapped(self.G).state_dict(),
+            "discriminator": unwrapped(self.D).state_dict(),
             "opt_g": self.opt_g.state_dict(),
             "opt_d": self.opt_d.state_dict(),
             "rng": {"seeds": self.rng.seeds, "draws": self.draws},
@@ -338,8 +288,8 @@ class GANTrainer:
         if len(state["rng"]["seeds"]) != self.members:
             raise ValueError(f"checkpoint has {len(state['rng']['seeds'])} members, "
                              f"not {self.members}")
-        _unwrapped(self.G).load_state_dict(state["generator"])
-        _unwrapped(self.D).load_state_dict(state["discriminator"])
+        unwrapped(self.G).load_state_dict(state["generator"])
+        unwrapped(self.D).load_state_dict(state["discriminator"])
         self.opt_g.load_state_dict(state["opt_g"])
         self.opt_d.load_state_dict(state["opt_d"])
         self.draws = int(state["rng"]["draws"])

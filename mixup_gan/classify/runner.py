@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 from ..config import ClassifyConfig
 from ..mixup import mixup_batch
 from ..runs import RunFolder
-from ..train import TrainingDiverged, bf16_autocast, resolve_device, stream_seed
+from ..runtime import TrainingDiverged, bf16_autocast, resolve_device, stream_seed
 from .data import ClassificationData, Split, load_data
 from .nets import CLASSIFIERS
 

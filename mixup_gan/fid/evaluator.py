@@ -27,7 +27,7 @@ from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from
 from tqdm.auto import tqdm
 
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from ..train import resolve_device
+from ..runtime import resolve_device
 from .inception import FIDError, resolve_inception_weights, user_cache_dir
 from .inputs import (
     STATS_KEY,
@@ -98,9 +98,9 @@ class FIDEvaluator:
                                f"{self.weights.origin} have none: drop 'is' or pass "
                                "--inception-weights with torch-fidelity's own file")
         try:
-            self.device = resolve_device(device)
+            self.device = resolve_device(device, key="--device")
         except ValueError as exc:
-            raise FIDError(str(exc).replace("train.device", "--device")) from None
+            raise FIDError(str(exc)) from None
         cls = FEATURE_EXTRACTORS_REGISTRY[feature_extractor]
         self.layers = {m: cls.get_default_feature_layer_for_metric(METRICS[m])
                        for m in self.metrics}

@@ -16,7 +16,8 @@ from .. import distributed
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..config import ConfigError, ImageConfig, config_from_dict
 from ..runs import RunFolder
-from ..train import GANTrainer, Hook, bf16_autocast, eval_noise, resolve_device, stream_seed
+from ..runtime import bf16_autocast, eval_noise, resolve_device, stream_seed
+from ..train import GANTrainer, Hook
 from .data import load_images
 from .nets import build_nets
 
@@ -205,7 +206,7 @@ def sample_images(checkpoint: str | Path, n: int, out: str | Path, *, use_ema: b
     G, config = load_generator(checkpoint, use_ema=use_ema)
     if n < 1:
         raise ValueError(f"--n must be >= 1, got {n}")
-    dev = resolve_device(device)
+    dev = resolve_device(device, key="--device")
     G = G.to(dev)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

@@ -10,7 +10,8 @@ import torch
 
 from ..config import ConfigError, LossConfig, ModelConfig, RunConfig, TrainConfig
 from ..runs import RunFolder
-from ..train import GANTrainer, Hook, bf16_autocast, eval_noise, resolve_device, stream_seed
+from ..runtime import bf16_autocast, eval_noise, resolve_device, stream_seed
+from ..train import GANTrainer, Hook
 from .data import MemberSampler, ToyDistribution, make_distribution, read_points
 from .metrics import frechet_2d, mode_metrics
 from .nets import ToyDiscriminator, ToyGenerator
