@@ -10,9 +10,10 @@ from __future__ import annotations
 import torch
 from common import interleaved_times
 
+from mixup_gan.classify.config import ClassifyConfig
 from mixup_gan.classify.nets import CLASSIFIERS
 from mixup_gan.classify.runner import train_loss
-from mixup_gan.config import ClassifyConfig, load_config
+from mixup_gan.config import load_config
 
 
 def bench(label: str, model_name: str, shape: tuple[int, ...], batch: int, classes: int,

@@ -36,8 +36,9 @@ def make_inputs(root: Path, n_reference: int) -> tuple[Path, Path]:
     from PIL import Image
 
     from mixup_gan.checkpoint import save_checkpoint
-    from mixup_gan.config import ImageConfig, config_to_dict, load_config
-    from mixup_gan.image.runner import build_image_nets
+    from mixup_gan.config import config_to_dict, load_config
+    from mixup_gan.image.config import ImageConfig
+    from mixup_gan.image.generator import build_image_nets
 
     config = load_config(None, ImageConfig, ["model.g_width=32", "model.latent_dim=64"])
     torch.manual_seed(0)
@@ -70,7 +71,7 @@ def child(side: str, checkpoint: str, folder: str, n: int, extractor: str) -> No
 
         from mixup_gan.fid.inception import resolve_inception_weights
         from mixup_gan.fid.inputs import ToUInt8RGB
-        from mixup_gan.image.runner import load_generator
+        from mixup_gan.image.generator import load_generator
 
         G, config = load_generator(checkpoint)
         model = torch_fidelity.GenerativeModelModuleWrapper(

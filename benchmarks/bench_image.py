@@ -14,9 +14,10 @@ import time
 import torch
 from common import interleaved_times
 
-from mixup_gan.config import ImageConfig, load_config
+from mixup_gan.config import load_config
+from mixup_gan.image.config import ImageConfig
+from mixup_gan.image.ema import ImageGANTrainer
 from mixup_gan.image.nets import build_nets
-from mixup_gan.image.runner import ImageGANTrainer
 from mixup_gan.runtime import bf16_autocast, resolve_device
 
 BATCH = 64

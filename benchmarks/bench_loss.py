@@ -40,9 +40,9 @@ def bench(label: str, D: nn.Module, real: torch.Tensor, fake: torch.Tensor) -> N
     fns = {
         "plain": update(D, opt, lambda: erm_discriminator_loss(D, real, fake)),
         "mixup real-fake": update(D, opt, lambda: mixup_discriminator_loss(
-            D, real, fake, alpha=0.2, generator=g)),
+            D, real, fake, alpha=0.2, rng=g)),
         "mixup pool": update(D, opt, lambda: mixup_discriminator_loss(
-            D, real, fake, alpha=0.2, pairing="pool", generator=g)),
+            D, real, fake, alpha=0.2, pairing="pool", rng=g)),
     }
     times = interleaved_times(fns)
     print(f"\n{label}")

@@ -27,14 +27,15 @@ from bench_toy import reference_iteration
 from common import matmul_flops_per_second, toy_flops_per_iteration
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from mixup_gan.config import LossConfig, ModelConfig, TrainConfig
+from mixup_gan.gan_config import GANTrainConfig, LossConfig
+from mixup_gan.toy.config import ToyModelConfig
 from mixup_gan.toy.data import ring
 from mixup_gan.toy.nets import ToyDiscriminator, ToyGenerator
 from mixup_gan.toy.runner import build_toy_trainer
 from mixup_gan.train import make_adam
 
 P, STEPS = 10, 12
-MODEL, TRAIN = ModelConfig(), TrainConfig()  # paper setup: 3x512, batch 128, n_dis 5
+MODEL, TRAIN = ToyModelConfig(), GANTrainConfig()  # paper setup: 3x512, batch 128, n_dis 5
 
 
 def trainers(members: int, count: int, device: str = "cpu"):

@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 from common import interleaved_times, matmul_flops_per_second, toy_flops_per_iteration
 
-from mixup_gan.config import LossConfig, TrainConfig
+from mixup_gan.gan_config import GANTrainConfig, LossConfig
 from mixup_gan.toy.data import MemberSampler, ring
 from mixup_gan.toy.nets import ToyDiscriminator, ToyGenerator
 from mixup_gan.train import GANTrainer
@@ -70,7 +70,7 @@ def our_iteration(pairing: str):
         MemberSampler([ring()], "cpu"),
         latent_dim=LATENT,
         loss=LossConfig(alpha=ALPHA, pairing=pairing, generator_loss="saturating"),
-        train=TrainConfig(batch_size=BATCH, n_dis=N_DIS, lr=1e-3),
+        train=GANTrainConfig(batch_size=BATCH, n_dis=N_DIS, lr=1e-3),
     )
     return trainer.train_step
 

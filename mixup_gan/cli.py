@@ -7,15 +7,26 @@ with status 2; a diverged run exits with status 1; bugs keep their traceback.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from .checkpoint import CheckpointError
-from .config import ClassifyConfig, ConfigError, ImageConfig, RunConfig, load_config
-from .toy.data import PointFileError
+from .config import ConfigError, load_config
+from .run_folder import make_folder
 from .runtime import TrainingDiverged
+from .toy.data import PointFileError
 
 USER_ERRORS = (ConfigError, PointFileError, CheckpointError, FileNotFoundError, ValueError)
+
+
+def check_output_file(path: Path, flag: str) -> None:
+    """An output file must be writable before any work starts: its folder is made now."""
+    if path.is_dir():
+        raise ConfigError(f"{flag} {path}: is a folder; give a file name")
+    make_folder(path.parent, f"{flag} {path}")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise ConfigError(f"{flag} {path}: the file is not writable")
 
 
 def _add_config_args(parser: argparse.ArgumentParser) -> None:
@@ -46,13 +57,15 @@ def _run_command(args: argparse.Namespace, schema, run, keys: tuple[str, ...]) -
 
 
 def cmd_toy(args: argparse.Namespace) -> int:
+    from .toy.config import ToyConfig
     from .toy.runner import run_toy
 
-    return _run_command(args, RunConfig, run_toy, ("steps", "modes", "hq_share", "reverse_kl",
+    return _run_command(args, ToyConfig, run_toy, ("steps", "modes", "hq_share", "reverse_kl",
                                                    "frechet", "iterations_per_second"))
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
+    from .classify.config import ClassifyConfig
     from .classify.runner import run_classify
 
     return _run_command(args, ClassifyConfig, run_classify, (
@@ -61,6 +74,7 @@ def cmd_classify(args: argparse.Namespace) -> int:
 
 
 def cmd_image(args: argparse.Namespace) -> int:
+    from .image.config import ImageConfig
     from .image.runner import run_image
 
     return _run_command(args, ImageConfig, run_image,
@@ -68,7 +82,7 @@ def cmd_image(args: argparse.Namespace) -> int:
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
-    from .image.runner import sample_images
+    from .image.generator import sample_images
 
     out = sample_images(args.checkpoint, args.n, args.out, use_ema=not args.no_ema,
                         batch_size=args.batch_size, seed=args.seed, device=args.device)
@@ -80,16 +94,19 @@ def cmd_fid(args: argparse.Namespace) -> int:
     import json
 
     from .fid import evaluate
+    from .image.generator import load_generator
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    check_output_file(args.out, "--out")
+    if args.save_stats:
+        check_output_file(args.save_stats, "--save-stats")
     report = evaluate(
         args.generated, args.reference, n=args.n, resize=args.resize,
         datasets_root=args.datasets_root, save_stats=args.save_stats, metrics=metrics,
         feature_extractor=args.feature_extractor, inception_weights=args.inception_weights,
         device=args.device, batch_size=args.batch_size, seed=args.seed,
         cache_dir=args.cache_dir, use_cache=not args.no_cache, download=not args.no_download,
-        verbose=not args.no_progress)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+        verbose=not args.no_progress, load_generator=load_generator)
     args.out.write_text(json.dumps(report, indent=1) + "\n")
     weights = report["weights"]
     print(f"generated: {report['generated']}")
@@ -106,7 +123,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .sweep import run_sweep
+    from .toy.sweep import run_sweep
 
     root = run_sweep(args.config, args.overrides, progress=not args.no_progress,
                      report=args.report)
@@ -121,6 +138,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 def cmd_toy_data(args: argparse.Namespace) -> int:
     from .toy.reference import write_reference_sets
 
+    make_folder(args.out, "--out")
     for path, digest in write_reference_sets(args.out).items():
         print(f"{digest}  {path}")
     return 0

@@ -11,24 +11,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from .mixup import (
-    Distribution,
-    blend,
-    check_alpha,
-    check_batch,
-    random_permutation,
-    sample_lam,
-)
+from .mixup import blend, check_batch, generator_alias, random_permutation, sample_lam
+from .mixup_options import MixupOptions
 
 Term = Callable[[Tensor], Tensor]
-Pairing = Literal["real-fake", "pool"]
-PAIRINGS: tuple[str, ...] = ("real-fake", "pool")
 
 
 @dataclass(frozen=True)
@@ -162,7 +153,7 @@ def erm_discriminator_loss(
                                     check_finite=check_finite)
 
 
-def _mixing_pairs(real: Tensor, fake: Tensor, pairing: str, generator):
+def _mixing_pairs(real: Tensor, fake: Tensor, pairing: str, rng):
     """The two batches to blend and their 0/1 targets, per the pairing rule."""
     n = real.shape[0]
     ones = torch.ones(n, device=real.device, dtype=real.dtype)
@@ -171,8 +162,8 @@ def _mixing_pairs(real: Tensor, fake: Tensor, pairing: str, generator):
     # pool: shuffle real+fake twice and mix the two shuffles (real-real and fake-fake occur).
     pool = torch.cat([real, fake])
     labels = torch.cat([ones, torch.zeros_like(ones)])
-    first = random_permutation(2 * n, generator=generator, device=real.device)
-    second = random_permutation(2 * n, generator=generator, device=real.device)
+    first = random_permutation(2 * n, rng=rng, device=real.device)
+    second = random_permutation(2 * n, rng=rng, device=real.device)
     return pool[first], pool[second], labels[first], labels[second]
 
 
@@ -190,48 +181,24 @@ class DiscriminatorBatch:
     lam: Tensor | None = None
 
 
-def check_options(alpha: float, distribution: str, pairing: str, mix_prob: float,
-                  erm_weight: float) -> float:
-    """Validate the mixup options once; returns alpha as a float."""
-    alpha = check_alpha(alpha, distribution)
-    if pairing not in PAIRINGS:
-        raise ValueError(f"pairing must be one of {PAIRINGS}, got {pairing!r}")
-    if not 0.0 <= mix_prob <= 1.0:
-        raise ValueError(f"mix_prob must be in [0, 1], got {mix_prob!r}")
-    if erm_weight < 0:
-        raise ValueError(f"erm_weight must be >= 0, got {erm_weight!r}")
-    return alpha
-
-
-def discriminator_batch(
-    real: Tensor,
-    fake: Tensor,
-    *,
-    alpha: float,
-    distribution: Distribution = "beta",
-    per_sample: bool = True,
-    pairing: Pairing = "real-fake",
-    mix_prob: float = 1.0,
-    erm_weight: float = 0.0,
-    generator: torch.Generator | None = None,
-) -> DiscriminatorBatch:
+def discriminator_batch(real: Tensor, fake: Tensor, options: MixupOptions,
+                        rng: torch.Generator | None = None) -> DiscriminatorBatch:
     """Draw this step's mixing (all of its randomness) and return what D must score.
 
-    Options as in `mixup_discriminator_loss`, assumed valid. The fake batch is detached.
+    The fake batch is detached.
     """
+    o = options
     fake = fake.detach()
-    use_mixup = alpha > 0 and (mix_prob == 1.0 or _coin(mix_prob, generator, real.device))
+    use_mixup = o.alpha > 0 and (o.mix_prob == 1.0 or _coin(o.mix_prob, rng, real.device))
     parts: list[tuple[Tensor, Tensor | float, float]] = []
     lam = None
     if use_mixup:
-        x_a, x_b, y_a, y_b = _mixing_pairs(real, fake, pairing, generator)
-        lam = sample_lam(
-            alpha, x_a.shape[0], distribution=distribution, per_sample=per_sample,
-            generator=generator, device=real.device, dtype=real.dtype,
-        )
+        x_a, x_b, y_a, y_b = _mixing_pairs(real, fake, o.pairing, rng)
+        lam = sample_lam(o.alpha, x_a.shape[0], distribution=o.distribution,
+                         per_sample=o.per_sample, rng=rng, device=real.device, dtype=real.dtype)
         parts.append((blend(x_a, x_b, lam), blend(y_a, y_b, lam), 1.0))
-    if not use_mixup or erm_weight > 0:
-        weight = erm_weight if use_mixup else 1.0
+    if not use_mixup or o.erm_weight > 0:
+        weight = o.erm_weight if use_mixup else 1.0
         parts += [(real, 1.0, weight), (fake, 0.0, weight)]
     return DiscriminatorBatch(parts, use_mixup, lam)
 
@@ -250,6 +217,7 @@ def score_parts(terms: TermPair, batch: DiscriminatorBatch, outputs: list[Tensor
     return total
 
 
+@generator_alias
 def mixup_discriminator_loss(
     discriminator: Callable[[Tensor], Tensor],
     real: Tensor,
@@ -257,14 +225,10 @@ def mixup_discriminator_loss(
     *,
     alpha: float,
     loss: LossSpec = "bce",
-    distribution: Distribution = "beta",
-    per_sample: bool = True,
-    pairing: Pairing = "real-fake",
-    mix_prob: float = 1.0,
-    erm_weight: float = 0.0,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     check_finite: bool = True,
     return_info: bool = False,
+    **options,
 ) -> Tensor | tuple[Tensor, dict[str, Tensor]]:
     """Discriminator loss on mixed real/fake samples, for any adversarial loss.
 
@@ -276,26 +240,20 @@ def mixup_discriminator_loss(
             `mean(real_term(D(real))) + mean(fake_term(D(fake)))`, exactly.
         loss: "bce" (default), "hinge", "least_squares", "wasserstein", a `TermPair` or a
             `(real_term, fake_term)` pair of per-sample callables.
-        distribution: "beta" (paper) or "uniform" (authors' released toy code).
-        per_sample: one lam per sample (default) or one per batch.
-        pairing: "real-fake" (each real mixed with one fake; D sees N samples) or "pool"
-            (real+fake shuffled twice and mixed; D sees 2N samples).
-        mix_prob: probability that this call uses mixup; otherwise it returns the ERM loss.
-        erm_weight: adds `erm_weight * ERM loss` on top of the mixup loss.
-        generator: torch.Generator for lam, permutations and the mix_prob draw.
+        rng: torch.Generator for lam, permutations and the mix_prob draw.
         check_finite: refuse NaN/Inf inputs (one host sync per call; turn off for speed).
         return_info: also return a dict of detached diagnostics.
+        **options: the other `MixupOptions`: distribution ("beta" | "uniform"),
+            per_sample, pairing ("real-fake" | "pool": D sees N or 2N samples), mix_prob,
+            erm_weight.
 
     Returns:
         A scalar loss, or `(loss, info)` with `return_info=True`.
     """
-    alpha = check_options(alpha, distribution, pairing, mix_prob, erm_weight)
+    mixing = MixupOptions.create(alpha=alpha, **options)
     _check_pair(real, fake, check_finite)
     terms = get_terms(loss)
-    batch = discriminator_batch(
-        real, fake, alpha=alpha, distribution=distribution, per_sample=per_sample,
-        pairing=pairing, mix_prob=mix_prob, erm_weight=erm_weight, generator=generator,
-    )
+    batch = discriminator_batch(real, fake, mixing, rng)
     outputs = [discriminator(inputs) for inputs, _, _ in batch.parts]
     value = score_parts(terms, batch, outputs)
     if not return_info:
@@ -316,42 +274,38 @@ def batch_info(batch: DiscriminatorBatch, outputs: list[Tensor]) -> dict[str, Te
     return info
 
 
-def _coin(p: float, generator: torch.Generator | None, device) -> bool:
-    draw_device = generator.device if generator is not None else device
-    return bool(torch.rand((), generator=generator, device=draw_device) < p)
+def _coin(p: float, rng: torch.Generator | None, device) -> bool:
+    draw_device = rng.device if rng is not None else device
+    return bool(torch.rand((), generator=rng, device=draw_device) < p)
 
 
 class MixupDiscriminatorLoss(nn.Module):
     """`mixup_discriminator_loss` as a module: `criterion(discriminator, real, fake)`.
 
-    ``criterion = MixupDiscriminatorLoss(alpha=0.2, loss="hinge")``; every keyword of
-    `mixup_discriminator_loss` is accepted and validated here, once.
+    ``criterion = MixupDiscriminatorLoss(alpha=0.2, loss="hinge")``; the `MixupOptions` and
+    `rng` / `check_finite` are accepted and validated here, once.
     """
 
-    def __init__(self, alpha: float, loss: LossSpec = "bce", **options) -> None:
+    @generator_alias
+    def __init__(self, alpha: float, loss: LossSpec = "bce", *,
+                 rng: torch.Generator | None = None, check_finite: bool = True,
+                 **options) -> None:
         super().__init__()
-        unknown = set(options) - _OPTION_NAMES
-        if unknown:
-            raise TypeError(f"unknown option(s) {sorted(unknown)}; known: {sorted(_OPTION_NAMES)}")
-        self.alpha = check_options(
-            alpha, options.get("distribution", "beta"), options.get("pairing", "real-fake"),
-            options.get("mix_prob", 1.0), options.get("erm_weight", 0.0),
-        )
+        self.mixing = MixupOptions.create(alpha=alpha, **options)
         self.terms = get_terms(loss)
-        self.options = options
+        self.rng, self.check_finite = rng, check_finite
+
+    @property
+    def alpha(self) -> float:
+        return self.mixing.alpha
 
     def forward(self, discriminator, real: Tensor, fake: Tensor, *, return_info: bool = False):
         return mixup_discriminator_loss(
-            discriminator, real, fake, alpha=self.alpha, loss=self.terms,
-            return_info=return_info, **self.options,
+            discriminator, real, fake, loss=self.terms, rng=self.rng,
+            check_finite=self.check_finite, return_info=return_info, **self.mixing.options(),
         )
 
     def extra_repr(self) -> str:
-        opts = "".join(f", {k}={v!r}" for k, v in self.options.items())
-        return f"alpha={self.alpha}, loss={self.terms.name!r}{opts}"
-
-
-_OPTION_NAMES = {
-    "distribution", "per_sample", "pairing", "mix_prob", "erm_weight", "generator",
-    "check_finite",
-}
+        changed = "".join(f", {k}={v!r}" for k, v in self.mixing.options().items()
+                          if k != "alpha" and v != MixupOptions.__dataclass_fields__[k].default)
+        return f"alpha={self.alpha}, loss={self.terms.name!r}{changed}"

@@ -25,11 +25,11 @@ from torch import Tensor
 from .losses import (
     DEFAULT_GENERATOR_LOSS,
     GENERATOR_LOSSES,
-    check_options,
     get_terms,
     loss_dtype,
     mixed_term,
 )
+from .mixup_options import MixupOptions
 from .rng import CounterRNG
 
 # Each D or G step owns a block of BLOCK counters; their use within the block is fixed, so
@@ -74,8 +74,7 @@ class MemberLosses:
     def __init__(self, losses: Sequence, device: torch.device) -> None:
         self.device = device
         P = len(losses)
-        alphas = [check_options(c.alpha, c.distribution, c.pairing, c.mix_prob, c.erm_weight)
-                  for c in losses]
+        alphas = [MixupOptions.create(**c.options()).alpha for c in losses]
 
         def tensor(values, dtype=torch.float32) -> Tensor:
             return torch.tensor(values, dtype=dtype, device=device)

@@ -6,7 +6,9 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Literal
 
@@ -15,6 +17,23 @@ from torch import Tensor
 
 Distribution = Literal["beta", "uniform"]
 DISTRIBUTIONS: tuple[str, ...] = ("beta", "uniform")
+
+
+def generator_alias(fn):
+    """`generator=` is the old name of `rng=` (a torch.Generator): still accepted for one
+    release, with a DeprecationWarning."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        if "generator" in kwargs:
+            if "rng" in kwargs:
+                raise TypeError(f"{fn.__qualname__}: pass rng= only (generator= is its old name)")
+            warnings.warn(f"{fn.__qualname__}(generator=...) is deprecated: pass rng=...",
+                          DeprecationWarning, stacklevel=2)
+            kwargs["rng"] = kwargs.pop("generator")
+        return fn(*args, **kwargs)
+
+    return wrapper
 
 
 def check_alpha(alpha: float, distribution: str = "beta") -> float:
@@ -33,13 +52,14 @@ def check_alpha(alpha: float, distribution: str = "beta") -> float:
     return value
 
 
+@generator_alias
 def sample_lam(
     alpha: float,
     n: int,
     *,
     distribution: Distribution = "beta",
     per_sample: bool = True,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
 ) -> Tensor:
@@ -47,8 +67,8 @@ def sample_lam(
 
     `lam ~ Beta(alpha, alpha)` (the paper) or `Uniform(0, alpha)` (the authors' released toy
     code); one value per sample, or one shared by the batch (`per_sample=False`, still shape
-    (n,)). `alpha = 0` gives lam = 1 (no mixing). Sampling happens on the generator's device
-    (so a CPU generator gives the same values whatever `device` is), in float32 at least, then
+    (n,)). `alpha = 0` gives lam = 1 (no mixing). Sampling happens on the rng's device
+    (so a CPU rng gives the same values whatever `device` is), in float32 at least, then
     moves to `device` / `dtype`.
     """
     alpha = check_alpha(alpha, distribution)
@@ -57,15 +77,15 @@ def sample_lam(
     device = torch.device(device) if device is not None else torch.device("cpu")
     if alpha == 0:
         return torch.ones(n, device=device, dtype=dtype)
-    draw_device = generator.device if generator is not None else device
+    draw_device = rng.device if rng is not None else device
     count = n if per_sample else 1
     if distribution == "beta":
         # Beta(a, a) is the first coordinate of Dirichlet(a, a); unlike torch.distributions,
         # this private op accepts a generator, and it guards the small-alpha underflow case.
         concentration = torch.full((count, 2), alpha, device=draw_device, dtype=torch.float32)
-        lam = torch._sample_dirichlet(concentration, generator=generator)[:, 0]
+        lam = torch._sample_dirichlet(concentration, generator=rng)[:, 0]
     else:
-        lam = torch.rand(count, device=draw_device, generator=generator) * alpha
+        lam = torch.rand(count, device=draw_device, generator=rng) * alpha
     lam = lam.to(device=device, dtype=dtype)
     return lam if per_sample else lam.expand(n).clone()
 
@@ -101,10 +121,11 @@ def check_batch(name: str, x: Tensor, *, check_finite: bool = True) -> None:
         )
 
 
-def random_permutation(n: int, *, generator: torch.Generator | None, device) -> Tensor:
-    """A random permutation of range(n), drawn on the generator's device."""
-    draw_device = generator.device if generator is not None else device
-    return torch.randperm(n, generator=generator, device=draw_device).to(device)
+@generator_alias
+def random_permutation(n: int, *, rng: torch.Generator | None, device) -> Tensor:
+    """A random permutation of range(n), drawn on the rng's device."""
+    draw_device = rng.device if rng is not None else device
+    return torch.randperm(n, generator=rng, device=draw_device).to(device)
 
 
 # --- classification mixup ---------------------------------------------------------------
@@ -145,7 +166,8 @@ def soft_targets(
 MODES: tuple[str, ...] = ("mixup", "cutmix")
 
 
-def paste_box(x: Tensor, source: Tensor, lam: float, generator: torch.Generator | None):
+@generator_alias
+def paste_box(x: Tensor, source: Tensor, lam: float, rng: torch.Generator | None):
     """CutMix: paste a random box of `source` into `x`; returns (mixed, lam of what is left).
 
     The box covers about `1 - lam` of each image (side `sqrt(1 - lam)`), centred uniformly and
@@ -154,9 +176,9 @@ def paste_box(x: Tensor, source: Tensor, lam: float, generator: torch.Generator 
     height, width = x.shape[-2:]
     ratio = math.sqrt(1.0 - lam)
     cut_h, cut_w = int(height * ratio), int(width * ratio)
-    draw_device = generator.device if generator is not None else x.device
-    cy = int(torch.randint(height, (1,), generator=generator, device=draw_device))
-    cx = int(torch.randint(width, (1,), generator=generator, device=draw_device))
+    draw_device = rng.device if rng is not None else x.device
+    cy = int(torch.randint(height, (1,), generator=rng, device=draw_device))
+    cx = int(torch.randint(width, (1,), generator=rng, device=draw_device))
     y1, y2 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
     x1, x2 = max(cx - cut_w // 2, 0), min(cx + cut_w // 2, width)
     mixed = x.clone()
@@ -164,6 +186,7 @@ def paste_box(x: Tensor, source: Tensor, lam: float, generator: torch.Generator 
     return mixed, 1.0 - (y2 - y1) * (x2 - x1) / (height * width)
 
 
+@generator_alias
 def mix_inputs(
     x: Tensor,
     *,
@@ -173,7 +196,7 @@ def mix_inputs(
     per_sample: bool = False,
     lam: Tensor | float | None = None,
     perm: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     check_finite: bool = True,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Mix a batch with a permutation of itself: returns `(x_mixed, perm, lam)`.
@@ -193,18 +216,19 @@ def mix_inputs(
     if lam is None:
         lam = sample_lam(
             alpha, n, distribution=distribution, per_sample=per_sample,
-            generator=generator, device=x.device, dtype=x.dtype,
+            rng=rng, device=x.device, dtype=x.dtype,
         )
     else:
         lam = torch.as_tensor(lam, device=x.device, dtype=x.dtype).expand(n)
     if perm is None:
-        perm = random_permutation(n, generator=generator, device=x.device)
+        perm = random_permutation(n, rng=rng, device=x.device)
     if mode == "cutmix":
-        mixed, kept = paste_box(x, x[perm], float(lam[0]), generator)
+        mixed, kept = paste_box(x, x[perm], float(lam[0]), rng)
         return mixed, perm, torch.full_like(lam, kept)
     return blend(x, x[perm], lam), perm, lam
 
 
+@generator_alias
 def mixup_batch(
     x: Tensor,
     y: Tensor,
@@ -217,7 +241,7 @@ def mixup_batch(
     label_smoothing: float = 0.0,
     lam: Tensor | float | None = None,
     perm: Tensor | None = None,
-    generator: torch.Generator | None = None,
+    rng: torch.Generator | None = None,
     check_finite: bool = True,
 ) -> tuple[Tensor, Tensor]:
     """Classification mixup: returns `(x_mixed, y_soft)`.
@@ -234,7 +258,7 @@ def mixup_batch(
         raise ValueError(f"x has {x.shape[0]} samples but y has {targets.shape[0]}")
     x_mixed, perm, lam = mix_inputs(
         x, alpha=alpha, mode=mode, distribution=distribution, per_sample=per_sample, lam=lam,
-        perm=perm, generator=generator, check_finite=check_finite,
+        perm=perm, rng=rng, check_finite=check_finite,
     )
     return x_mixed, blend(targets, targets[perm], lam)
 
@@ -269,6 +293,7 @@ class Mixup:
     ``DataLoader(ds, batch_size=128, collate_fn=mix.collate)``.
     """
 
+    @generator_alias
     def __init__(
         self,
         alpha: float = 1.0,
@@ -278,20 +303,20 @@ class Mixup:
         distribution: Distribution = "beta",
         per_sample: bool = False,
         label_smoothing: float = 0.0,
-        generator: torch.Generator | None = None,
+        rng: torch.Generator | None = None,
     ) -> None:
         check_alpha(alpha, distribution)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         self.alpha, self.num_classes, self.mode = alpha, num_classes, mode
         self.distribution, self.per_sample = distribution, per_sample
-        self.label_smoothing, self.generator = label_smoothing, generator
+        self.label_smoothing, self.rng = label_smoothing, rng
 
     def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         return mixup_batch(
             x, y, alpha=self.alpha, num_classes=self.num_classes, mode=self.mode,
             distribution=self.distribution, per_sample=self.per_sample,
-            label_smoothing=self.label_smoothing, generator=self.generator,
+            label_smoothing=self.label_smoothing, rng=self.rng,
         )
 
     def collate(self, samples: Sequence) -> tuple[Tensor, Tensor]:

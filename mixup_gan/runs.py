@@ -1,219 +1,105 @@
-"""The run folder `runs/<name>/`: resolved config, metrics.jsonl, checkpoint, summary.json.
+"""The one run skeleton every run kind goes through (toy, image, classify, sweep populations):
 
-One place decides how a run starts, resumes or refuses to: a run folder with a checkpoint is
-resumed when its config matches (only keys that do not change the training trajectory may
-differ), and refused with the differing keys named otherwise. Nothing but an explicit
-`--overwrite` deletes, and only a folder this package made as a run folder. One process at a
-time writes a run folder: a second is refused while the first holds its lock.
+    folder (lock, check, resume) -> restore -> fit(steps, hooks) -> checkpoints -> summary
+
+A run kind builds its trainer (anything with `step`, `fit(steps, hooks, progress=...)`,
+`state_dict()` and `load_state_dict()`) and its hooks, and describes itself in a `Run`;
+`execute` does the rest the same way for all: one checkpoint hook, one divergence message,
+one summary (the last metrics row plus what the kind adds), and nothing rewritten when a
+finished run is started again.
 """
 
 from __future__ import annotations
 
-import fcntl
-import json
-import math
-import os
-import shutil
-from pathlib import Path
-from typing import Any
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from .checkpoint import load_checkpoint, save_checkpoint
-from .config import ConfigError, config_to_dict, save_config
+import torch
 
-# Keys that may change between a run and its resume: they do not alter the trajectory (more
-# steps or epochs extend a run; evaluation, output and where the data or device are do not
-# change what is trained).
-RESUMABLE_PREFIXES = ("train.steps", "train.epochs", "train.device", "data.reference",
-                      "data.root", "data.download", "data.workers", "eval.", "output.")
-MARKER = ".mixup-gan-run"  # written into every run folder: --overwrite removes only these
+from .checkpoint import load_checkpoint
+from .run_folder import RunFolder
+from .runtime import TrainingDiverged
+from .train import Hook
 
 
-def check_run_name(name: str, key: str = "output.name") -> str:
-    """A run name is one plain folder name: never a path, '.', '..' or empty."""
-    if (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
-            or Path(name).is_absolute()):
-        raise ConfigError(f"{key} {name!r}: a run name must be a plain folder name "
-                          "(no '/', not '.' or '..')")
-    return name
+class Trainer(Protocol):
+    step: int
+
+    def fit(self, steps: int, hooks: list[Hook], *, progress: bool) -> None: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
 
 
-def is_run_folder(path: Path) -> bool:
-    """Whether `path` was made by this package as a run folder."""
-    return (path / MARKER).is_file() or (
-        (path / "config.yaml").is_file() and (path / "checkpoint.pt").is_file())
+@dataclass
+class Run:
+    """What the skeleton needs to know of one run.
+
+    `record` is what the folder keeps as the run's config (a config, or `{member id:
+    config}` with `members=True`); `hooks()` is called after the restore (a hook may read
+    what the folder holds); `summarize(rows)` adds the kind's entries to the summary;
+    `rate = (key, scale)` names the speed figure: `scale` units per step per second.
+    Under DDP every process runs `execute`; only the `main` one writes the folder.
+    """
+
+    folder: RunFolder
+    record: Any
+    trainer: Trainer
+    steps: int
+    device: torch.device
+    checkpoint_every: int
+    overwrite: bool = False
+    progress: bool = True
+    members: bool = False
+    hooks: Callable[[], list[Hook]] = list
+    summarize: Callable[[list[dict]], dict] = field(default=lambda rows: {})
+    rate: tuple[str, float] = ("iterations_per_second", 1.0)
+    main: bool = True
+    barrier: Callable[[], None] = field(default=lambda: None)
 
 
-def make_folder(path: Path, key: str) -> Path:
-    """`mkdir -p path`; a path that cannot be made is a ConfigError naming `key`."""
+def execute(run: Run) -> dict:
+    """Train (or resume, or only report) `run`; returns its summary ({} off the main process)."""
+    folder, trainer = run.folder, run.trainer
     try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"{key}: cannot create the folder {path} "
-                          f"({exc.strerror or exc})") from None
-    if not os.access(path, os.W_OK):
-        raise ConfigError(f"{key}: the folder {path} is not writable")
-    return path
-
-
-class FolderLock:
-    """An exclusive lock on `<folder>.lock` beside a folder, held while a process writes it.
-
-    The kernel drops it when the process ends, killed or not, so a crash never leaves a
-    folder locked.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.path = folder.with_name(f".{folder.name}.lock")
-        self.handle = None
-
-    def acquire(self, what: str) -> None:
-        if self.handle is not None:
-            return
-        handle = self.path.open("a+")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            pid = handle.read().strip() or "?"
-            handle.close()
-            raise ConfigError(f"{what} is in use by another mixup-gan process (pid {pid}); "
-                              "wait for it to finish, or choose another output.name") from None
-        handle.truncate(0)
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self.handle = handle
-
-    def release(self) -> None:
-        if self.handle is not None:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
-            self.handle = None
-
-
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            out.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            out[prefix + key] = value
-    return out
-
-
-def _finite_or_none(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-class RunFolder:
-    """Paths and files of one run."""
-
-    def __init__(self, root: str | Path, name: str) -> None:
-        self.root = Path(root)
-        self.path = self.root / check_run_name(name)
-        self.config = self.path / "config.yaml"
-        self.metrics = self.path / "metrics.jsonl"
-        self.checkpoint = self.path / "checkpoint.pt"
-        self.summary = self.path / "summary.json"
-        self.lock = FolderLock(self.path)
-        self.finished = False  # the checkpoint is already at (or past) the last step
-
-    def start(self, config, *, overwrite: bool = False, steps: int | None = None,
-              members: bool = False) -> dict | None:
-        """Lock and prepare the folder; return the checkpoint state to resume from, or None.
-
-        `steps`: the run's last step (epoch); a checkpoint already there marks the run
-        finished, and then nothing in the folder is rewritten. `members`: `config` maps
-        population members' ids to their configs. Raises `ConfigError` when a checkpoint
-        exists for a different config, the folder is another process's, or cannot be made.
-        """
-        make_folder(self.root, "output.dir")
-        self.lock.acquire(str(self.path))
-        if overwrite and self.path.exists():
-            if not is_run_folder(self.path):
-                raise ConfigError(f"--overwrite: {self.path} is not a mixup-gan run folder (no "
-                                  "config.yaml and checkpoint.pt): refusing to delete it; "
-                                  "choose another output.name")
-            shutil.rmtree(self.path)
-        make_folder(self.path, "output.dir")
-        (self.path / MARKER).touch()
         state = None
-        if self.checkpoint.exists():
-            state = load_checkpoint(self.checkpoint)
-            differing = config_differences(state.get("config", {}), config_to_dict(config),
-                                           members=members)
-            if differing:
-                raise ConfigError(
-                    f"{self.path} holds a run with a different config ({', '.join(differing)}); "
-                    "pass --overwrite to start again or choose another output.name"
-                )
-            self.finished = steps is not None and int(state["step"]) >= steps
-        if not self.finished:
-            self.truncate_metrics(after_step=int(state["step"]) if state else 0)
-            save_config(config, self.config)
-        return state
+        if run.main:
+            state = folder.start(run.record, overwrite=run.overwrite, steps=run.steps,
+                                 members=run.members)
+        run.barrier()  # the main process has prepared the folder; the others read from it
+        if not run.main and folder.checkpoint.exists():
+            state = load_checkpoint(folder.checkpoint)
+        if state is not None:
+            trainer.load_state_dict(state)
+        if run.main and folder.finished and (summary := folder.read_summary()) is not None:
+            return summary  # nothing to train: the run folder stays as it is
 
-    def close(self) -> None:
-        """Release the folder for other processes."""
-        self.lock.release()
+        def checkpoint(t: Trainer) -> None:
+            if run.main:
+                folder.save(t.state_dict(), run.record)
 
-    def read_summary(self) -> dict | None:
-        return json.loads(self.summary.read_text()) if self.summary.is_file() else None
-
-    def fit(self, trainer, steps: int, hooks, *, progress: bool) -> None:
-        """`trainer.fit`, with a divergence message that says what became of the checkpoint."""
-        from .runtime import TrainingDiverged
-
+        hooks = [*run.hooks(), Hook(checkpoint, every=run.checkpoint_every)]  # last
+        first, started = trainer.step, time.perf_counter()
         try:
-            trainer.fit(steps, hooks, progress=progress)
+            trainer.fit(run.steps, hooks, progress=run.progress and run.main)
         except TrainingDiverged as exc:
-            kept = (f"the last good checkpoint {self.checkpoint} is intact"
-                    if self.checkpoint.exists() else "no checkpoint had been written yet")
+            kept = (f"the last good checkpoint {folder.checkpoint} is intact"
+                    if folder.checkpoint.exists() else "no checkpoint had been written yet")
             raise TrainingDiverged(f"{exc}; {kept}") from None
-
-    def save(self, state: dict, config, name: str = "checkpoint.pt") -> None:
-        """Atomically write the checkpoint (or another named state), with its config."""
-        save_checkpoint({**state, "config": config_to_dict(config)}, self.path / name)
-
-    def log(self, row: dict) -> None:
-        """Append one metrics row (non-finite numbers become null)."""
-        clean = {k: _finite_or_none(v) for k, v in row.items()}
-        with self.metrics.open("a") as handle:
-            handle.write(json.dumps(clean) + "\n")
-
-    def read_metrics(self) -> list[dict]:
-        if not self.metrics.exists():
-            return []
-        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line]
-
-    def truncate_metrics(self, after_step: int) -> None:
-        """Drop rows logged after `after_step` (work lost since the last checkpoint)."""
-        rows = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
-        self.metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
-
-    def write_summary(self, summary: dict) -> None:
-        clean = {k: _finite_or_none(v) for k, v in summary.items()}
-        self.summary.write_text(json.dumps(clean, indent=2) + "\n")
-
-
-def config_differences(old: dict, new: dict, *, members: bool = False) -> list[str]:
-    """Keys whose values differ between two config dicts, ignoring resumable keys.
-
-    `members`: both map population members' ids to their configs; each member is compared
-    with the same rule, and a member present on one side only is a difference.
-    """
-    if members:
-        out = [f"member {k!r} {'added' if k in new else 'removed'}"
-               for k in sorted(set(old) ^ set(new))]
-        for k in old:
-            if k in new:
-                out += [f"{k}: {d}" for d in config_differences(old[k], new[k])]
-        return out
-    a, b = _flatten(old), _flatten(new)
-    keys = sorted(set(a) | set(b))
-    return [
-        f"{k}: {a.get(k)!r} -> {b.get(k)!r}"
-        for k in keys
-        if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_PREFIXES)
-    ]
+        elapsed = time.perf_counter() - started
+        if not run.main:
+            return {}
+        rows = folder.read_metrics()
+        key, scale = run.rate
+        trained = trainer.step - first
+        summary = {"name": folder.path.name, "steps": trainer.step, "device": str(run.device),
+                   key: trained * scale / elapsed if trained and elapsed else None,
+                   **{k: v for k, v in (rows[-1] if rows else {}).items() if k != "step"},
+                   **run.summarize(rows)}
+        folder.write_summary(summary)
+        return summary
+    finally:
+        folder.close()

@@ -21,7 +21,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError
-from .config import LossConfig, TrainConfig
+from .gan_config import GANTrainConfig, LossConfig
 from .member_losses import BLOCK, DATA, LATENT, DiscriminatorPart, MemberLosses
 from .rng import CounterRNG
 from .runtime import TrainingDiverged, stream_seed, unwrapped
@@ -32,7 +32,7 @@ RealData = Callable[[CounterRNG, int, int], Tensor]
 SYNC_EVERY = 50  # generator steps between reads of the on-device state (progress, NaN guard)
 
 
-def make_adam(params: Iterable[nn.Parameter], train: TrainConfig) -> torch.optim.Adam:
+def make_adam(params: Iterable[nn.Parameter], train: GANTrainConfig) -> torch.optim.Adam:
     """Adam with the fused kernel where this device supports it (about 2x faster on CPU)."""
     params = list(params)
     try:
@@ -94,7 +94,7 @@ class GANTrainer:
         *,
         latent_dim: int,
         loss: LossConfig | Sequence[LossConfig],
-        train: TrainConfig,
+        train: GANTrainConfig,
         seeds: Sequence[int] | None = None,
         device: torch.device | str = "cpu",
         autocast: Callable[[], AbstractContextManager] = nullcontext,

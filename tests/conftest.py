@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from mixup_gan.config import RunConfig, load_config
+from mixup_gan.config import load_config
+from mixup_gan.toy.config import ToyConfig
 
 # Tests that touch device code run on each of these, never on whatever "auto" picks.
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
@@ -20,14 +21,14 @@ def device(request) -> str:
 def tiny_config(tmp_path):
     """A toy config small enough to train in well under a second per few steps."""
 
-    def make(*overrides: str) -> RunConfig:
+    def make(*overrides: str) -> ToyConfig:
         base = [
             "model.hidden=32", "model.depth=2", "train.steps=20", "train.batch_size=32",
             "train.n_dis=2", "eval.every=5", "eval.n_samples=200", "eval.snapshots=[10]",
             f"output.dir={tmp_path / 'runs'}", "output.checkpoint_every=5",
             "output.progress=false", "train.device=cpu",
         ]
-        return load_config(None, RunConfig, base + list(overrides))
+        return load_config(None, ToyConfig, base + list(overrides))
 
     return make
 

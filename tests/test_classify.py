@@ -6,10 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from mixup_gan.classify.config import ClassifyConfig
 from mixup_gan.classify.data import corrupt_labels, load_data, load_digits_split
 from mixup_gan.classify.nets import CLASSIFIERS
 from mixup_gan.classify.runner import run_classify, train_loss
-from mixup_gan.config import ClassifyConfig, ConfigError, load_config
+from mixup_gan.config import ConfigError, load_config
 
 pytest.importorskip("sklearn")
 

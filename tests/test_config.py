@@ -4,23 +4,19 @@ from pathlib import Path
 
 import pytest
 
-from mixup_gan.config import (
-    ClassifyConfig,
-    ConfigError,
-    ImageConfig,
-    RunConfig,
-    config_to_dict,
-    load_config,
-)
+from mixup_gan.classify.config import ClassifyConfig
+from mixup_gan.config import ConfigError, config_to_dict, load_config
+from mixup_gan.image.config import ImageConfig
+from mixup_gan.toy.config import ToyConfig
 
 CONFIGS = sorted((Path(__file__).resolve().parent.parent / "configs").rglob("*.yaml"))
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shipped_config_loads(path, monkeypatch):
-    from mixup_gan.sweep import SweepConfig, expand
+    from mixup_gan.toy.sweep import SweepConfig, expand
 
-    schema = {"toy": RunConfig, "classify": ClassifyConfig, "sweeps": SweepConfig,
+    schema = {"toy": ToyConfig, "classify": ClassifyConfig, "sweeps": SweepConfig,
               "image": ImageConfig}
     config = load_config(path, schema[path.parent.name])
     if path.parent.name == "sweeps":  # every run of the grid must be a valid run config
@@ -29,7 +25,8 @@ def test_every_shipped_config_loads(path, monkeypatch):
 
 
 def test_paper_configs_have_the_paper_setup():
-    cfg = load_config(Path(__file__).resolve().parent.parent / "configs/toy/ring_mixup.yaml")
+    cfg = load_config(Path(__file__).resolve().parent.parent / "configs/toy/ring_mixup.yaml",
+                      ToyConfig)
     assert (cfg.train.steps, cfg.train.batch_size, cfg.train.n_dis, cfg.train.lr) == (
         20000, 128, 5, 1e-3)
     assert (cfg.model.hidden, cfg.model.depth, cfg.model.latent_dim) == (512, 3, 2)
@@ -57,14 +54,15 @@ def test_bad_config_file(tmp_path, text, match):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=match) as info:
-        load_config(path)
+        load_config(path, ToyConfig)
     assert str(path) in str(info.value)
 
 
 def test_overrides():
-    cfg = load_config(None, overrides=["train.steps=200", "loss.alpha=1", "train.betas=[0.5, 0.9]"])
+    cfg = load_config(None, ToyConfig,
+                      overrides=["train.steps=200", "loss.alpha=1", "train.betas=[0.5, 0.9]"])
     assert cfg.train.steps == 200 and cfg.loss.alpha == 1.0 and cfg.train.betas == (0.5, 0.9)
-    assert cfg.model == RunConfig().model
+    assert cfg.model == ToyConfig().model
 
 
 @pytest.mark.parametrize(
@@ -77,18 +75,18 @@ def test_overrides():
 )
 def test_bad_overrides(override, match):
     with pytest.raises(ConfigError, match=match):
-        load_config(None, overrides=[override])
+        load_config(None, ToyConfig, overrides=[override])
 
 
 def test_round_trip_through_dict(tmp_path):
     import yaml
 
-    cfg = load_config(None, overrides=["loss.pairing=pool"])
+    cfg = load_config(None, ToyConfig, overrides=["loss.pairing=pool"])
     path = tmp_path / "resolved.yaml"
     path.write_text(yaml.safe_dump(config_to_dict(cfg)))
-    assert load_config(path) == cfg
+    assert load_config(path, ToyConfig) == cfg
 
 
 def test_missing_file():
     with pytest.raises(ConfigError, match="config file not found: nowhere.yaml"):
-        load_config("nowhere.yaml")
+        load_config("nowhere.yaml", ToyConfig)

@@ -12,12 +12,13 @@ import torch
 from PIL import Image
 
 from mixup_gan.checkpoint import save_checkpoint
-from mixup_gan.config import ImageConfig, config_to_dict, load_config
+from mixup_gan.config import config_to_dict, load_config
 from mixup_gan.fid import FIDError, FIDEvaluator, evaluate, inception
 from mixup_gan.fid.inputs import ToUInt8RGB
-from mixup_gan.image.runner import build_image_nets
+from mixup_gan.image.config import ImageConfig
+from mixup_gan.image.generator import build_image_nets, load_generator
 
-PIX = {"feature_extractor": "pixel-pool", "verbose": False}
+PIX = {"feature_extractor": "pixel-pool", "verbose": False, "load_generator": load_generator}
 
 
 @pytest.fixture(autouse=True)
@@ -282,7 +283,7 @@ def test_in_training_fid_under_bfloat16_autocast(tmp_path, device):
 
 def test_in_training_fid_keeps_the_best_checkpoint(tmp_path):
     pytest.importorskip("sklearn")
-    from mixup_gan.image.runner import load_generator, run_image
+    from mixup_gan.image.runner import run_image
 
     config = load_config(None, ImageConfig, [
         "data.name=digits", "data.channels=1", "model.latent_dim=8", "model.g_width=8",

@@ -8,10 +8,13 @@ import torch
 from PIL import Image
 
 from mixup_gan.checkpoint import CheckpointError
-from mixup_gan.config import ConfigError, ImageConfig, load_config
+from mixup_gan.config import ConfigError, load_config
+from mixup_gan.image.config import ImageConfig
 from mixup_gan.image.data import digits, image_folder
+from mixup_gan.image.ema import ImageGANTrainer
+from mixup_gan.image.generator import sample_images
 from mixup_gan.image.nets import build_nets
-from mixup_gan.image.runner import ImageGANTrainer, run_image, sample_images
+from mixup_gan.image.runner import run_image
 from mixup_gan.train import GANTrainer
 
 
@@ -180,7 +183,8 @@ DDP_SCRIPT = """
 import sys
 import torch
 import torch.distributed as dist
-from mixup_gan.config import ImageConfig, load_config
+from mixup_gan.config import load_config
+from mixup_gan.image.config import ImageConfig
 from mixup_gan.image import runner
 
 out = sys.argv[1]

@@ -33,8 +33,8 @@ def batch(n=6, dim=2, seed=0):
 def test_bce_equals_bce_with_logits_on_soft_label():
     D = mlp_d()
     real, fake = batch()
-    loss = mixup_discriminator_loss(D, real, fake, alpha=0.2, generator=gen(5))
-    lam = sample_lam(0.2, 6, generator=gen(5))
+    loss = mixup_discriminator_loss(D, real, fake, alpha=0.2, rng=gen(5))
+    lam = sample_lam(0.2, 6, rng=gen(5))
     x_mixed = lam[:, None] * real + (1 - lam[:, None]) * fake
     expected = F.binary_cross_entropy_with_logits(D(x_mixed).squeeze(1), lam)
     torch.testing.assert_close(loss, expected)
@@ -45,8 +45,8 @@ def test_every_loss_matches_the_formula(name):
     terms = ADVERSARIAL_LOSSES[name]
     D = mlp_d()
     real, fake = batch()
-    loss = mixup_discriminator_loss(D, real, fake, alpha=1.0, loss=name, generator=gen(7))
-    lam = sample_lam(1.0, 6, generator=gen(7))
+    loss = mixup_discriminator_loss(D, real, fake, alpha=1.0, loss=name, rng=gen(7))
+    lam = sample_lam(1.0, 6, rng=gen(7))
     out = D(lam[:, None] * real + (1 - lam[:, None]) * fake).squeeze(1)
     expected = (lam * terms.real_term(out) + (1 - lam) * terms.fake_term(out)).mean()
     torch.testing.assert_close(loss, expected)
@@ -114,10 +114,10 @@ def test_output_and_input_shapes(shape):
     else:
         D = mlp_d(out_shape=shape)
         real, fake = batch(5)
-    loss = mixup_discriminator_loss(D, real, fake, alpha=0.2, generator=gen())
+    loss = mixup_discriminator_loss(D, real, fake, alpha=0.2, rng=gen())
     assert loss.shape == ()
     if shape == "image":  # one lam per image, broadcast over C, H, W
-        lam = sample_lam(0.2, 5, generator=gen())
+        lam = sample_lam(0.2, 5, rng=gen())
         mixed = lam.view(5, 1, 1, 1) * real + (1 - lam.view(5, 1, 1, 1)) * fake
         torch.testing.assert_close(loss, F.binary_cross_entropy_with_logits(D(mixed)[:, 0], lam))
 
@@ -128,7 +128,7 @@ def test_pool_pairing_mixes_labels_the_same_way():
     D = lambda x: x[:, 0]  # noqa: E731
     real, fake = torch.ones(4, 1), torch.zeros(4, 1)
     loss, info = mixup_discriminator_loss(D, real, fake, alpha=1.0, pairing="pool",
-                                          loss="least_squares", generator=gen(), return_info=True)
+                                          loss="least_squares", rng=gen(), return_info=True)
     # output o = target t: t (o-1)^2/2 + (1-t) o^2/2 = t(1-t)/2
     assert info["d_mixed_mean"] == info["target_mean"]
     assert float(loss) <= 0.125 + 1e-6
@@ -140,7 +140,7 @@ def test_per_batch_lam_and_uniform_distribution():
     D = lambda x: (seen.append(x), x[:, 0])[1]  # noqa: E731
     real, fake = torch.ones(8, 1), torch.zeros(8, 1)
     mixup_discriminator_loss(D, real, fake, alpha=0.3, per_sample=False, distribution="uniform",
-                             generator=gen())
+                             rng=gen())
     mixed = seen[0][:, 0]
     assert torch.all(mixed == mixed[0]) and 0 <= float(mixed[0]) <= 0.3
 
@@ -150,8 +150,8 @@ def test_mix_prob_zero_gives_erm_and_erm_weight_adds_it():
     real, fake = batch()
     erm = erm_discriminator_loss(D, real, fake)
     assert torch.equal(mixup_discriminator_loss(D, real, fake, alpha=0.2, mix_prob=0.0), erm)
-    mixed_only = mixup_discriminator_loss(D, real, fake, alpha=0.2, generator=gen(1))
-    both = mixup_discriminator_loss(D, real, fake, alpha=0.2, erm_weight=0.5, generator=gen(1))
+    mixed_only = mixup_discriminator_loss(D, real, fake, alpha=0.2, rng=gen(1))
+    both = mixup_discriminator_loss(D, real, fake, alpha=0.2, erm_weight=0.5, rng=gen(1))
     torch.testing.assert_close(both, mixed_only + 0.5 * erm)
 
 
@@ -160,7 +160,7 @@ def test_mix_prob_share_of_steps():
     real, fake = batch()
     g = gen(3)
     flags = [
-        bool(mixup_discriminator_loss(D, real, fake, alpha=0.2, mix_prob=0.3, generator=g,
+        bool(mixup_discriminator_loss(D, real, fake, alpha=0.2, mix_prob=0.3, rng=g,
                                       return_info=True)[1]["mixed"])
         for _ in range(400)
     ]
@@ -171,11 +171,11 @@ def test_custom_term_pair_and_module_form():
     D = mlp_d()
     real, fake = batch()
     pair = (lambda o: F.relu(1 - o), lambda o: F.relu(1 + o))
-    a = mixup_discriminator_loss(D, real, fake, alpha=0.2, loss=pair, generator=gen(2))
-    b = mixup_discriminator_loss(D, real, fake, alpha=0.2, loss="hinge", generator=gen(2))
+    a = mixup_discriminator_loss(D, real, fake, alpha=0.2, loss=pair, rng=gen(2))
+    b = mixup_discriminator_loss(D, real, fake, alpha=0.2, loss="hinge", rng=gen(2))
     torch.testing.assert_close(a, b)
     criterion = MixupDiscriminatorLoss(alpha=0.2, loss=TermPair(*pair, name="my-hinge"),
-                                       generator=gen(2))
+                                       rng=gen(2))
     torch.testing.assert_close(criterion(D, real, fake), b)
     assert "my-hinge" in repr(criterion)
     with pytest.raises(TypeError, match="unknown option"):

@@ -14,25 +14,25 @@ def gen(seed=0):
 
 @pytest.mark.parametrize("distribution", ["beta", "uniform"])
 def test_sample_lam_range_shape_and_seed(distribution):
-    lam = sample_lam(0.5, 1000, distribution=distribution, generator=gen(1))
+    lam = sample_lam(0.5, 1000, distribution=distribution, rng=gen(1))
     assert lam.shape == (1000,) and lam.dtype == torch.float32
     assert float(lam.min()) >= 0 and float(lam.max()) <= (1 if distribution == "beta" else 0.5)
-    assert torch.equal(lam, sample_lam(0.5, 1000, distribution=distribution, generator=gen(1)))
+    assert torch.equal(lam, sample_lam(0.5, 1000, distribution=distribution, rng=gen(1)))
 
 
 def test_sample_lam_moments_match_beta():
     # Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)).
     for alpha in (0.2, 1.0, 2.0):
-        lam = sample_lam(alpha, 200_000, generator=gen(2), dtype=torch.float64)
+        lam = sample_lam(alpha, 200_000, rng=gen(2), dtype=torch.float64)
         assert abs(float(lam.mean()) - 0.5) < 5e-3
         assert abs(float(lam.var()) - 1 / (4 * (2 * alpha + 1))) < 5e-3
 
 
 def test_sample_lam_alpha_zero_and_per_batch_and_dtype():
     assert torch.equal(sample_lam(0.0, 7), torch.ones(7))
-    shared = sample_lam(1.0, 9, per_sample=False, generator=gen(3))
+    shared = sample_lam(1.0, 9, per_sample=False, rng=gen(3))
     assert torch.all(shared == shared[0])
-    half = sample_lam(1.0, 4, dtype=torch.float64, generator=gen(3))
+    half = sample_lam(1.0, 4, dtype=torch.float64, rng=gen(3))
     assert half.dtype == torch.float64
 
 
@@ -64,7 +64,7 @@ def test_soft_targets_sum_to_one_and_smoothing_applied_once():
     x = torch.randn(5, 3, generator=gen())
     for smoothing in (0.0, 0.1):
         _, soft = mixup_batch(x, y, alpha=1.0, num_classes=3, label_smoothing=smoothing,
-                              per_sample=True, generator=gen(4))
+                              per_sample=True, rng=gen(4))
         torch.testing.assert_close(soft.sum(1), torch.ones(5))
         assert float(soft.min()) >= smoothing / 3 - 1e-7
     smoothed = soft_targets(y, 3, label_smoothing=0.3)
@@ -75,9 +75,9 @@ def test_soft_targets_sum_to_one_and_smoothing_applied_once():
 def test_soft_target_cross_entropy_equals_criterion_form(per_sample):
     x = torch.randn(7, 4, generator=gen())  # odd batch size
     y = torch.randint(0, 5, (7,), generator=gen(1))
-    x_mixed, perm, lam = mix_inputs(x, alpha=0.4, per_sample=per_sample, generator=gen(2))
+    x_mixed, perm, lam = mix_inputs(x, alpha=0.4, per_sample=per_sample, rng=gen(2))
     x_again, soft = mixup_batch(x, y, alpha=0.4, num_classes=5, per_sample=per_sample,
-                                generator=gen(2))
+                                rng=gen(2))
     assert torch.equal(x_mixed, x_again)
     logits = torch.randn(7, 5, generator=gen(3))
     soft_loss = F.cross_entropy(logits, soft)
@@ -122,7 +122,7 @@ def test_probability_labels_and_no_in_place_change():
 
 def test_collate_form_in_a_dataloader():
     data = torch.utils.data.TensorDataset(torch.randn(9, 2), torch.randint(0, 3, (9,)))
-    mix = Mixup(alpha=1.0, num_classes=3, generator=gen())
+    mix = Mixup(alpha=1.0, num_classes=3, rng=gen())
     batches = list(torch.utils.data.DataLoader(data, batch_size=4, collate_fn=mix.collate))
     assert [b[0].shape[0] for b in batches] == [4, 4, 1]
     for _, soft in batches:
@@ -159,7 +159,7 @@ def test_cutmix_pastes_one_box_and_targets_use_the_kept_share():
     y = torch.tensor([0, 1, 2, 3])
     perm = torch.tensor([1, 0, 3, 2])
     mixed, soft = mixup_batch(x, y, alpha=1.0, num_classes=4, mode="cutmix", lam=0.75,
-                              perm=perm, generator=gen(0))
+                              perm=perm, rng=gen(0))
     kept = 1 - float(mixed[0].mean())  # image 0 received a box of ones from image 1
     assert 0 < kept < 1
     torch.testing.assert_close(soft[0], torch.tensor([kept, 1 - kept, 0.0, 0.0]))

@@ -5,14 +5,16 @@ import json
 import pytest
 import torch
 
-from mixup_gan.config import ConfigError, LossConfig, ModelConfig, TrainConfig
-from mixup_gan.sweep import SweepConfig, expand, populations, run_sweep
+from mixup_gan.config import ConfigError
+from mixup_gan.gan_config import GANTrainConfig, LossConfig
+from mixup_gan.toy.config import ToyModelConfig
 from mixup_gan.toy.data import grid, ring
 from mixup_gan.toy.runner import build_toy_trainer
+from mixup_gan.toy.sweep import SweepConfig, expand, populations, run_sweep
 from mixup_gan.train import GANTrainer
 
-MODEL = ModelConfig(latent_dim=2, hidden=32, depth=2)
-TRAIN = TrainConfig(batch_size=16, n_dis=2)
+MODEL = ToyModelConfig(latent_dim=2, hidden=32, depth=2)
+TRAIN = GANTrainConfig(batch_size=16, n_dis=2)
 SETTINGS = [  # one population holding every kind of member the loss offers
     LossConfig(alpha=0.2),
     LossConfig(alpha=0.0),
@@ -111,9 +113,11 @@ def test_grouping_into_populations():
         ("grid:\n  loss.alpha: [0.1, fast]\n", r"run .*loss.alpha=fast.*expected float"),
         ("grid:\n  loss.alpha: [-1]\n", r"loss.alpha: -1.0 must be >= 0"),
         ("grid:\n  train.seed: [1, 2]\n", r"list seeds under 'seeds'"),
-        ("seeds: []\n", r"seeds is empty"),
+        ("grid:\n  loss.alpha: [0.1]\nseeds: []\n", r"seeds is empty"),
+        ("grid: {}\n", r"grid is empty"),
         ("gird:\n  loss.alpha: [1]\n", r"unknown key 'gird'"),
-        ("set:\n  train.steps: 0\n", r"set: train.steps: 0 must be > 0"),
+        ("grid:\n  loss.alpha: [0.1]\nset:\n  train.steps: 0\n",
+         r"set: train.steps: 0 must be > 0"),
         ("population: 0\n", r"population: 0 must be > 0"),
     ],
 )

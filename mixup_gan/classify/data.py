@@ -9,8 +9,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..config import ClassifyDataConfig, ConfigError
+from ..config import ConfigError
 from ..datasets import sklearn_digits, torchvision_dataset
+from .config import ClassifyDataConfig
 
 DIGITS_TEST = 497  # fixed held-out digits (stratified, seed 0): 1300 train / 497 test
 NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}

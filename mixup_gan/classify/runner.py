@@ -12,10 +12,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from ..config import ClassifyConfig
 from ..mixup import mixup_batch
-from ..runs import RunFolder
+from ..run_folder import RunFolder
+from ..runs import Run, execute
 from ..runtime import TrainingDiverged, bf16_autocast, resolve_device, stream_seed
+from ..train import Hook
+from .config import ClassifyConfig
 from .data import ClassificationData, Split, load_data
 from .nets import CLASSIFIERS
 
@@ -33,19 +35,19 @@ class _Relabelled(torch.utils.data.Dataset):
         return self.split.inputs[i][0], self.split.labels[i]
 
 
-def batches(split: Split, batch_size: int, *, generator: torch.Generator | None,
+def batches(split: Split, batch_size: int, *, rng: torch.Generator | None,
             workers: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-    """Mini-batches, shuffled by `generator` (None: in order)."""
+    """Mini-batches, shuffled by `rng` (None: in order)."""
     if isinstance(split.inputs, Tensor):
-        order = (torch.randperm(len(split), generator=generator) if generator is not None
+        order = (torch.randperm(len(split), generator=rng) if rng is not None
                  else torch.arange(len(split)))
         for start in range(0, len(split), batch_size):
             idx = order[start:start + batch_size]
             yield split.inputs[idx], split.labels[idx]
         return
     yield from torch.utils.data.DataLoader(
-        _Relabelled(split), batch_size=batch_size, shuffle=generator is not None,
-        generator=generator, num_workers=workers, drop_last=generator is not None,
+        _Relabelled(split), batch_size=batch_size, shuffle=rng is not None,
+        generator=rng, num_workers=workers, drop_last=rng is not None,
     )
 
 
@@ -55,7 +57,7 @@ def accuracy(model: nn.Module, split: Split, device, batch_size: int = 512,
     """Share of `split` (or of its `subset` mask) classified as its labels say."""
     model.eval()
     hits = []
-    for x, y in batches(split, batch_size, generator=None):
+    for x, y in batches(split, batch_size, rng=None):
         hits.append(model(x.to(device)).argmax(1).cpu() == y)
     model.train()
     correct = torch.cat(hits)
@@ -65,7 +67,7 @@ def accuracy(model: nn.Module, split: Split, device, batch_size: int = 512,
 
 
 def train_loss(model: nn.Module, x: Tensor, y: Tensor, cfg: ClassifyConfig, num_classes: int,
-               generator: torch.Generator) -> Tensor:
+               rng: torch.Generator) -> Tensor:
     """The step's loss: cross-entropy on mixed inputs and soft targets (or plain for ERM)."""
     loss = cfg.loss
     if loss.mode == "erm":
@@ -73,9 +75,76 @@ def train_loss(model: nn.Module, x: Tensor, y: Tensor, cfg: ClassifyConfig, num_
     x_mixed, y_soft = mixup_batch(
         x, y, alpha=loss.alpha, num_classes=num_classes, mode=loss.mode,
         distribution=loss.distribution, per_sample=loss.per_sample,
-        label_smoothing=loss.label_smoothing, generator=generator, check_finite=False,
+        label_smoothing=loss.label_smoothing, rng=rng, check_finite=False,
     )
     return F.cross_entropy(model(x_mixed), y_soft)
+
+
+class ClassifierTrainer:
+    """SGD with step decay on ERM, mixup or CutMix batches; `step` counts epochs.
+
+    The same shape as the GAN loop (`fit(steps, hooks)`, `state_dict`), so the one run
+    skeleton drives it.
+    """
+
+    def __init__(self, config: ClassifyConfig, data: ClassificationData,
+                 device: torch.device) -> None:
+        self.cfg, self.data, self.device = config, data, device
+        train = config.train
+        torch.manual_seed(stream_seed(train.seed, "init"))  # model init
+        self.model = CLASSIFIERS[config.model.name](data.input_shape, data.num_classes,
+                                                    config.model.hidden).to(device)
+        self.opt = torch.optim.SGD(self.model.parameters(), lr=train.lr,
+                                   momentum=train.momentum, weight_decay=train.weight_decay)
+        self.schedule = torch.optim.lr_scheduler.MultiStepLR(self.opt, train.milestones,
+                                                             train.gamma)
+        self.rng = torch.Generator().manual_seed(stream_seed(train.seed, "train"))
+        self.autocast = bf16_autocast(device, train.amp)
+        self.step, self.best, self.train_loss = 0, math.inf, math.nan
+
+    def train_epoch(self) -> float:
+        """One pass over the training set; returns the mean loss."""
+        total, count = 0.0, 0
+        for step, (x, y) in enumerate(batches(self.data.train, self.cfg.train.batch_size,
+                                              rng=self.rng, workers=self.cfg.data.workers)):
+            with self.autocast():
+                loss = train_loss(self.model, x.to(self.device), y.to(self.device), self.cfg,
+                                  self.data.num_classes, self.rng)
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise TrainingDiverged(f"training diverged at epoch {self.step + 1}, step "
+                                       f"{step + 1}: loss {value}")
+            total, count = total + value * len(x), count + len(x)
+        self.schedule.step()
+        return total / count
+
+    def fit(self, steps: int, hooks=(), *, progress: bool = True) -> None:
+        hooks = list(hooks)
+        with tqdm(total=steps, initial=self.step, desc="classify", disable=not progress,
+                  dynamic_ncols=True) as bar:
+            while self.step < steps:
+                self.train_loss = self.train_epoch()
+                self.step += 1
+                for hook in hooks:
+                    if hook.due(self.step, steps):
+                        hook.fn(self)
+                bar.set_postfix(loss=f"{self.train_loss:.3f}")
+                bar.update(1)
+
+    def state_dict(self) -> dict:
+        return {"step": self.step, "best_test_error": self.best,
+                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
+                "schedule": self.schedule.state_dict(), "rng": self.rng.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.schedule.load_state_dict(state["schedule"])
+        self.rng.set_state(state["rng"])
+        self.step, self.best = int(state["step"]), float(state["best_test_error"])
 
 
 def run_classify(config: ClassifyConfig, name: str, *, overwrite: bool = False,
@@ -83,75 +152,32 @@ def run_classify(config: ClassifyConfig, name: str, *, overwrite: bool = False,
     """Train (or resume) one classifier and return its summary."""
     device = resolve_device(config.train.device)
     data = data or load_data(config.data)
-    torch.manual_seed(stream_seed(config.train.seed, "init"))  # model init
-    model = CLASSIFIERS[config.model.name](data.input_shape, data.num_classes,
-                                           config.model.hidden).to(device)
-    train = config.train
-    opt = torch.optim.SGD(model.parameters(), lr=train.lr, momentum=train.momentum,
-                          weight_decay=train.weight_decay)
-    schedule = torch.optim.lr_scheduler.MultiStepLR(opt, train.milestones, train.gamma)
-    rng = torch.Generator().manual_seed(stream_seed(train.seed, "train"))
     folder = RunFolder(config.output.dir, name)
-    state = folder.start(config, overwrite=overwrite)
-    epoch, best = 0, math.inf
-    if state is not None:
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        schedule.load_state_dict(state["schedule"])
-        rng.set_state(state["rng"])
-        epoch, best = int(state["step"]), float(state["best_test_error"])
-    autocast = bf16_autocast(device, train.amp)
+    trainer = ClassifierTrainer(config, data, device)
     memorize = config.eval.memorization and bool(data.corrupted.any())
-    row: dict = {}
-    bar = tqdm(total=train.epochs, initial=epoch, desc=f"classify {name}",
-               disable=not config.output.progress, dynamic_ncols=True)
-    with bar:
-        while epoch < train.epochs:
-            total, count = 0.0, 0
-            for step, (x, y) in enumerate(batches(data.train, train.batch_size, generator=rng,
-                                                  workers=config.data.workers)):
-                with autocast():
-                    loss = train_loss(model, x.to(device), y.to(device), config,
-                                      data.num_classes, rng)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise TrainingDiverged(f"training diverged at epoch {epoch + 1}, step "
-                                           f"{step + 1}: loss {value}")
-                total, count = total + value * len(x), count + len(x)
-            schedule.step()
-            epoch += 1
-            last = epoch == train.epochs
-            if epoch % config.eval.every == 0 or last:
-                test_error = 1.0 - accuracy(model, data.test, device)
-                best = min(best, test_error)
-                row = {"step": epoch, "lr": opt.param_groups[0]["lr"],
-                       "train_loss": total / count, "test_error": test_error,
-                       "best_test_error": best}
-                if config.eval.memorization:
-                    row["train_accuracy"] = accuracy(model, data.train, device)
-                if memorize:  # fitted the random labels it was given?
-                    row["memorized"] = accuracy(model, data.train, device,
-                                                subset=data.corrupted)
-                folder.log(row)
-                bar.set_postfix(loss=f"{row['train_loss']:.3f}", test_err=f"{test_error:.3f}")
-            if epoch % config.output.checkpoint_every == 0 or last:
-                folder.save({"step": epoch, "best_test_error": best,  # step: epochs done
-                             "model": model.state_dict(), "optimizer": opt.state_dict(),
-                             "schedule": schedule.state_dict(), "rng": rng.get_state()},
-                            config)
-            bar.update(1)
-    rows = folder.read_metrics()
-    final = rows[-1] if rows else {}
-    summary = {
-        "name": name, "epochs": epoch, "device": str(device),
-        "last_test_error": final.get("test_error"),
-        "best_test_error": final.get("best_test_error"),
-        "train_accuracy": final.get("train_accuracy"), "memorized": final.get("memorized"),
-        "corrupt": config.data.corrupt, "corrupted_labels": int(data.corrupted.sum()),
-        "train_labels_sha1": data.labels_sha1,
-    }
-    folder.write_summary(summary)
-    return summary
+
+    def evaluate(t: ClassifierTrainer) -> None:
+        test_error = 1.0 - accuracy(t.model, data.test, device)
+        t.best = min(t.best, test_error)
+        row = {"step": t.step, "lr": t.opt.param_groups[0]["lr"], "train_loss": t.train_loss,
+               "test_error": test_error, "best_test_error": t.best}
+        if config.eval.memorization:
+            row["train_accuracy"] = accuracy(t.model, data.train, device)
+        if memorize:  # fitted the random labels it was given?
+            row["memorized"] = accuracy(t.model, data.train, device, subset=data.corrupted)
+        folder.log(row)
+
+    def summarize(rows: list[dict]) -> dict:
+        final = rows[-1] if rows else {}
+        return {"epochs": trainer.step, "last_test_error": final.get("test_error"),
+                "best_test_error": final.get("best_test_error"),
+                "train_accuracy": final.get("train_accuracy"),
+                "memorized": final.get("memorized"), "corrupt": config.data.corrupt,
+                "corrupted_labels": int(data.corrupted.sum()),
+                "train_labels_sha1": data.labels_sha1}
+
+    return execute(Run(folder, config, trainer, config.train.epochs, device,
+                       config.output.checkpoint_every, overwrite=overwrite,
+                       progress=config.output.progress,
+                       hooks=lambda: [Hook(evaluate, every=config.eval.every)],
+                       summarize=summarize, rate=("epochs_per_second", 1.0)))

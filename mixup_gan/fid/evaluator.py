@@ -252,15 +252,19 @@ class FIDEvaluator:
 
 def evaluate(generated: str, reference: str | None = None, *, n: int = 10000, resize: int = 0,
              datasets_root: str | None = None, save_stats: str | None = None,
-             **evaluator_options) -> dict:
-    """`mixup-gan fid`: measure GENERATED against REFERENCE; returns a JSON-ready report."""
+             load_generator=None, **evaluator_options) -> dict:
+    """`mixup-gan fid`: measure GENERATED against REFERENCE; returns a JSON-ready report.
+
+    A generator checkpoint as an input needs `load_generator(path, state) -> (G, latent
+    size)`, e.g. `mixup_gan.image.generator.load_generator`."""
     if n < 2:
         raise FIDError(f"-n (samples drawn from a generator) must be >= 2, got {n}")
     started = time.perf_counter()
     evaluator = FIDEvaluator(**evaluator_options)
     where = {"n": n, "device": evaluator.device, "resize": resize,
              "datasets_root": datasets_root,
-             "download": evaluator_options.get("download", True)}
+             "download": evaluator_options.get("download", True),
+             "load_generator": load_generator}
     gen = resolve_input(generated, **where)
     ref = resolve_input(reference, **where) if reference is not None else None
     metrics = evaluator.compare(gen, ref)

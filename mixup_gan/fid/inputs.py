@@ -26,9 +26,14 @@ from torch_fidelity.registry import DATASETS_REGISTRY, register_dataset
 from torchvision import transforms
 
 from ..checkpoint import CheckpointError, load_checkpoint
+from ..config import ConfigError
+from ..datasets import IMAGE_SUFFIXES, digits_pixels
 from .inception import FIDError
 
-IMAGE_EXTENSIONS = ("png", "jpg", "jpeg")
+# load_generator(path, state) -> (G in eval mode on the CPU, latent size): how a checkpoint
+# becomes a generator is the image runs' business (`image.generator.load_generator`); FID
+# takes it as an argument.
+GeneratorLoader = Callable[[Path, dict], tuple[nn.Module, int]]
 STATS_KEY = "fid_statistics"
 
 
@@ -90,9 +95,10 @@ class TensorImages(Dataset):
 
 
 def _digits_32(root, download) -> TensorImages:
-    from ..image.data import digits
-
-    return TensorImages(digits(32, channels=1).images)
+    try:
+        return TensorImages(digits_pixels(32, who="the digits-32 dataset"))
+    except ConfigError as exc:
+        raise FIDError(str(exc)) from None
 
 
 if "digits-32" not in DATASETS_REGISTRY:  # offline reference for the digits image configs
@@ -140,18 +146,18 @@ def check_folder(root: Path, files: list[Path], resize: int) -> None:
 
 
 def folder_input(root: Path, resize: int = 0) -> ImagesInput:
-    """Every .png/.jpg/.jpeg under `root` (recursively); all one size unless `resize` > 0.
+    """Every image file under `root` (recursively); all one size unless `resize` > 0.
 
     Only the first file is opened here; the others are checked as they are decoded for
     features, and on any failure `check_folder` names the culprit (no second pass over the
     files when all is well).
     """
     files = sorted(p for p in root.rglob("*")
-                   if p.suffix.lower().lstrip(".") in IMAGE_EXTENSIONS and p.is_file())
+                   if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
         hint = (f"; for its generator pass {root / 'checkpoint.pt'} (or best.pt)"
                 if (root / "checkpoint.pt").is_file() else "")
-        raise FIDError(f"{root}: no images ({', '.join(IMAGE_EXTENSIONS)}) in this folder{hint}")
+        raise FIDError(f"{root}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder{hint}")
     listing = [(str(p.relative_to(root)), st.st_size, st.st_mtime_ns)
                for p, st in ((p, p.stat()) for p in files)]
     steps = ([transforms.Resize(resize), transforms.CenterCrop(resize)] if resize
@@ -184,18 +190,21 @@ def generator_model(G: nn.Module, latent_dim: int) -> GenerativeModelModuleWrapp
     return GenerativeModelModuleWrapper(nn.Sequential(G, ToUInt8RGB()), latent_dim, "normal", 0)
 
 
-def generator_input(path: Path, state: dict, n: int, device: torch.device) -> GeneratorInput:
+def generator_input(path: Path, state: dict, n: int, device: torch.device,
+                    load_generator: GeneratorLoader | None) -> GeneratorInput:
     """An image GAN checkpoint's generator (EMA weights when present) as torch-fidelity input."""
-    from ..image.runner import load_generator
-
-    G, config = load_generator(path, state=state)
-    return GeneratorInput(generator_model(G.to(device), config.model.latent_dim),
+    if load_generator is None:
+        raise FIDError(f"{path} is a checkpoint: pass load_generator (e.g. mixup_gan.image."
+                       "generator.load_generator) to sample it")
+    G, latent_dim = load_generator(path, state)
+    return GeneratorInput(generator_model(G.to(device), latent_dim),
                           f"generator {path} ({'EMA' if 'ema' in state else 'live'} weights, "
                           f"{n} samples)", n)
 
 
 def resolve_input(spec: str, *, n: int, device: torch.device, resize: int = 0,
-                  datasets_root: str | None = None, download: bool = True):
+                  datasets_root: str | None = None, download: bool = True,
+                  load_generator: GeneratorLoader | None = None):
     """Turn a command-line argument into an ImagesInput, GeneratorInput or StatsInput."""
     if spec in DATASETS_REGISTRY:
         return registered_input(spec, datasets_root, download)
@@ -212,4 +221,4 @@ def resolve_input(spec: str, *, n: int, device: torch.device, resize: int = 0,
     if STATS_KEY in state:
         meta = {k: v for k, v in state.items() if k != STATS_KEY}
         return StatsInput(state[STATS_KEY], f"statistics {path} ({meta.get('source')})", meta)
-    return generator_input(path, state, n, device)
+    return generator_input(path, state, n, device, load_generator)

@@ -15,9 +15,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import ConfigError
-from ..datasets import sklearn_digits, torchvision_dataset
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+from ..datasets import IMAGE_SUFFIXES, digits_pixels, torchvision_dataset
 
 
 class ImageBank:
@@ -91,7 +89,8 @@ def image_folder(root: str | Path, size: int, channels: int = 3) -> ImageBank:
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"data.root: image folder not found: {root}")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                   and p.is_file())
     if not files:
         raise ConfigError(f"data.root: no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
     return ImageBank(_decode(_Files(files, _uint8_transform(size, channels)), str(root)))
@@ -109,10 +108,7 @@ def torchvision_set(name: str, root: str, size: int, channels: int, download: bo
 
 def digits(size: int, channels: int = 1) -> ImageBank:
     """scikit-learn's bundled 8x8 digits (1797), bilinearly upsampled: a real offline set."""
-    x = torch.nn.functional.interpolate(sklearn_digits()[0], size=(size, size), mode="bilinear",
-                                        align_corners=False)
-    x = (x.clamp(0, 1) * 255).round().to(torch.uint8)
-    return ImageBank(x.expand(-1, channels, -1, -1).contiguous())
+    return ImageBank(digits_pixels(size).expand(-1, channels, -1, -1).contiguous())
 
 
 def load_images(name: str, *, root: str, size: int, channels: int, download: bool) -> ImageBank:

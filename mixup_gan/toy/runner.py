@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 
-from ..config import ConfigError, LossConfig, ModelConfig, RunConfig, TrainConfig
-from ..runs import RunFolder
+from ..config import ConfigError
+from ..gan_config import GANTrainConfig, LossConfig
+from ..run_folder import RunFolder
+from ..runs import Run, execute
 from ..runtime import bf16_autocast, eval_noise, resolve_device, stream_seed
 from ..train import GANTrainer, Hook
+from .config import ToyConfig, ToyModelConfig
 from .data import MemberSampler, ToyDistribution, make_distribution, read_points
 from .metrics import frechet_2d, mode_metrics
 from .nets import ToyDiscriminator, ToyGenerator
@@ -27,7 +29,7 @@ def evaluate(samples: torch.Tensor, dist: ToyDistribution, reference: torch.Tens
     return {**metrics, "frechet": frechet_2d(samples, reference)}
 
 
-def reference_points(config: RunConfig, dist: ToyDistribution) -> torch.Tensor:
+def reference_points(config: ToyConfig, dist: ToyDistribution) -> torch.Tensor:
     """The points a run is evaluated against: `data.reference`, else a seeded sample.
 
     A reference file that does not look like the distribution is an error: say, a ring
@@ -48,7 +50,7 @@ def reference_points(config: RunConfig, dist: ToyDistribution) -> torch.Tensor:
     return points
 
 
-def build_toy_trainer(model: ModelConfig, train: TrainConfig, losses: Sequence[LossConfig],
+def build_toy_trainer(model: ToyModelConfig, train: GANTrainConfig, losses: Sequence[LossConfig],
                       dists: Sequence[ToyDistribution], seeds: Sequence[int],
                       device: torch.device) -> GANTrainer:
     """A trainer for a population of toy GANs (one member per seed; a run is P = 1)."""
@@ -74,33 +76,25 @@ def load_snapshots(run_dir: Path, max_step: int | None = None) -> list[Snapshot]
     return [s for s in snaps if max_step is None or s.step <= max_step]
 
 
-def run_toy(config: RunConfig, name: str, *, overwrite: bool = False) -> dict:
+def run_toy(config: ToyConfig, name: str, *, overwrite: bool = False) -> dict:
     """Train (or resume) one toy run and return its summary."""
     device = resolve_device(config.train.device)
     dist = make_distribution(config.data.name, scale=config.data.scale, path=config.data.path)
     reference = reference_points(config, dist)
     folder = RunFolder(config.output.dir, name)
-    snap_dir = folder.path / "snapshots"
-
     trainer = build_toy_trainer(config.model, config.train, [config.loss], [dist],
                                 [config.train.seed], device)
-    state = folder.start(config, overwrite=overwrite)
-    if state is not None:
-        trainer.load_state_dict(state)
-    snap_dir.mkdir(exist_ok=True)
-    for stale in snap_dir.glob("step_*"):  # pictures of work lost since the checkpoint
-        if int(stale.stem.split("_")[1]) > trainer.step:
-            stale.unlink()
     # Fixed noise: every evaluation and picture looks at the same latent points.
     fixed_noise = eval_noise(config.eval.n_samples, config.model.latent_dim, config.train.seed)
+    snap_dir = folder.path / "snapshots"
 
     def generate() -> torch.Tensor:
         with torch.no_grad():
             return trainer.G(fixed_noise.to(device)).float().cpu()
 
     def log_metrics(t: GANTrainer) -> None:
-        row = {"step": t.step, **t.pop_mean_losses()[0], **evaluate(generate(), dist, reference)}
-        folder.log(row)
+        folder.log({"step": t.step, **t.pop_mean_losses()[0],
+                    **evaluate(generate(), dist, reference)})
 
     def snapshot(t: GANTrainer) -> None:
         grid = d_grid(t.D, dist.limit, device=device) if config.eval.contour else None
@@ -110,33 +104,22 @@ def run_toy(config: RunConfig, name: str, *, overwrite: bool = False) -> dict:
         save_snapshot(snap_dir / f"step_{t.step:06d}.png", reference[:PICTURE_POINTS], snap,
                       dist.limit)
 
-    def checkpoint(t: GANTrainer) -> None:
-        folder.save(t.state_dict(), config)
+    def hooks() -> list[Hook]:
+        snap_dir.mkdir(exist_ok=True)
+        for stale in snap_dir.glob("step_*"):  # pictures of work lost since the checkpoint
+            if int(stale.stem.split("_")[1]) > trainer.step:
+                stale.unlink()
+        return [Hook(log_metrics, every=config.eval.every),
+                Hook(snapshot, at=config.eval.snapshots)]
 
-    hooks = [
-        Hook(log_metrics, every=config.eval.every),
-        Hook(snapshot, at=config.eval.snapshots),
-        Hook(checkpoint, every=config.output.checkpoint_every),  # last: metrics come first
-    ]
-    started = time.perf_counter()
-    start_step = trainer.step
-    folder.fit(trainer, config.train.steps, hooks, progress=config.output.progress)
-    elapsed = time.perf_counter() - started
+    def pictures(rows: list[dict]) -> dict:
+        label = f"{name}: {config.data.name}, loss {config.loss.name}, alpha {config.loss.alpha}"
+        save_strip(folder.path / "snapshots.png", reference[:PICTURE_POINTS],
+                   load_snapshots(folder.path, config.train.steps), dist.limit, label)
+        save_metrics_plot(folder.path / "metrics.png", rows,
+                          len(dist.centers) if dist.has_modes else None)
+        return {}
 
-    snaps = load_snapshots(folder.path, config.train.steps)
-    label = f"{name}: {config.data.name}, loss {config.loss.name}, alpha {config.loss.alpha}"
-    save_strip(folder.path / "snapshots.png", reference[:PICTURE_POINTS], snaps, dist.limit,
-               label)
-    rows = folder.read_metrics()
-    save_metrics_plot(folder.path / "metrics.png", rows,
-                      len(dist.centers) if dist.has_modes else None)
-    final = rows[-1] if rows else {}
-    summary = {
-        "name": name,
-        "steps": trainer.step,
-        "iterations_per_second": (trainer.step - start_step) / elapsed if elapsed else None,
-        "device": str(device),
-        **{k: v for k, v in final.items() if k != "step"},
-    }
-    folder.write_summary(summary)
-    return summary
+    return execute(Run(folder, config, trainer, config.train.steps, device,
+                       config.output.checkpoint_every, overwrite=overwrite,
+                       progress=config.output.progress, hooks=hooks, summarize=pictures))

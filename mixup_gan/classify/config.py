@@ -1,0 +1,77 @@
+"""The classification run's config schema (`mixup-gan classify`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import OutputConfig, check_device, option
+from ..mixup import DISTRIBUTIONS
+
+
+@dataclass
+class ClassifyDataConfig:
+    name: str = option("digits", choices=("digits", "cifar10", "cifar100"),
+                       doc="digits: scikit-learn's bundled 8x8 digits, offline")
+    root: str = option("data", doc="where torchvision datasets are (or are downloaded to)")
+    download: bool = option(True, doc="download CIFAR when it is not under root")
+    num_classes: int | None = option(None, gt=1, doc="default: the dataset's")
+    corrupt: float = option(0.0, ge=0.0, le=1.0,
+                            doc="share of training labels replaced by random ones")
+    corrupt_seed: int = option(0, ge=0)
+    augment: bool = option(True, doc="CIFAR: random crop (pad 4) and horizontal flip")
+    workers: int = option(2, ge=0, doc="DataLoader workers for CIFAR")
+
+
+@dataclass
+class ClassifyModelConfig:
+    name: str = option("mlp", choices=("mlp", "cnn", "preact_resnet18"))
+    hidden: int = option(256, ge=1, doc="mlp/cnn width")
+
+
+@dataclass
+class ClassifyLossConfig:
+    mode: str = option("mixup", choices=("erm", "mixup", "cutmix"))
+    alpha: float = option(1.0, ge=0.0)
+    distribution: str = option("beta", choices=DISTRIBUTIONS)
+    per_sample: bool = option(False, doc="one lam per sample (mixup only)")
+    label_smoothing: float = option(0.0, ge=0.0, le=0.99)
+
+    def check(self) -> tuple[str, str] | None:
+        if self.mode == "cutmix" and self.per_sample:
+            return "per_sample", "cutmix draws one box, so one lam, per batch"
+        if self.distribution == "uniform" and self.alpha > 1:
+            return "alpha", f"{self.alpha!r} must be <= 1 with distribution 'uniform'"
+        return None
+
+
+@dataclass
+class ClassifyTrainConfig:
+    epochs: int = option(200, gt=0)
+    batch_size: int = option(128, gt=0)
+    lr: float = option(0.1, gt=0.0)
+    momentum: float = option(0.9, ge=0.0, le=1.0)
+    weight_decay: float = option(1e-4, ge=0.0)
+    milestones: list[int] = option([100, 150], doc="epochs where lr is divided by 1/gamma")
+    gamma: float = option(0.1, gt=0.0)
+    seed: int = option(0, ge=0)
+    device: str = option("auto")
+    amp: bool | None = option(None, doc="bfloat16 autocast: true, false, or null = on CUDA only")
+
+    def check(self) -> tuple[str, str] | None:
+        return check_device(self.device)
+
+
+@dataclass
+class ClassifyEvalConfig:
+    every: int = option(1, gt=0, doc="evaluate every N epochs")
+    memorization: bool = option(True, doc="also score the training set against its labels")
+
+
+@dataclass
+class ClassifyConfig:
+    data: ClassifyDataConfig = field(default_factory=ClassifyDataConfig)
+    model: ClassifyModelConfig = field(default_factory=ClassifyModelConfig)
+    loss: ClassifyLossConfig = field(default_factory=ClassifyLossConfig)
+    train: ClassifyTrainConfig = field(default_factory=ClassifyTrainConfig)
+    eval: ClassifyEvalConfig = field(default_factory=ClassifyEvalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)

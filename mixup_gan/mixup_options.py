@@ -1,0 +1,57 @@
+"""The mixup discriminator loss's options, named once: a frozen dataclass with their
+defaults and checks. The config section (`gan_config.LossConfig`), the loss functions and
+`MixupDiscriminatorLoss` (`losses.py`) and the trainer (`member_losses.py`) all derive from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import config_from_dict, option
+from .mixup import DISTRIBUTIONS
+
+PAIRINGS: tuple[str, ...] = ("real-fake", "pool")
+
+
+@dataclass(frozen=True)
+class MixupOptions:
+    """How D's batch is mixed. `alpha = 0` is the plain ERM loss, exactly.
+
+    alpha: `lam ~ Beta(alpha, alpha)` (paper) or `Uniform(0, alpha)`.
+    distribution: "beta" (paper) or "uniform" (the authors' released toy code).
+    per_sample: one lam per sample, or one per batch.
+    pairing: "real-fake" (each real mixed with one fake) or "pool" (real+fake shuffled
+        twice and mixed: real-real and fake-fake pairs occur too).
+    mix_prob: share of D steps that use mixup (the plain loss otherwise).
+    erm_weight: adds `erm_weight * plain loss` on top of the mixup loss.
+    """
+
+    alpha: float = option(0.2, ge=0.0, doc="0 = plain ERM loss")
+    distribution: str = option("beta", choices=DISTRIBUTIONS)
+    per_sample: bool = option(True)
+    pairing: str = option("real-fake", choices=PAIRINGS)
+    mix_prob: float = option(1.0, ge=0.0, le=1.0)
+    erm_weight: float = option(0.0, ge=0.0)
+
+    def check(self) -> tuple[str, str] | None:
+        """Rules that tie fields together (the loader reports them with the file and key)."""
+        if self.alpha == float("inf"):
+            return "alpha", "must be finite"
+        if self.distribution == "uniform" and self.alpha > 1:
+            # Uniform(0, alpha) with alpha > 1 would extrapolate instead of interpolating.
+            return "alpha", f"{self.alpha!r} must be <= 1 with distribution 'uniform'"
+        return None
+
+    @classmethod
+    def create(cls, **values) -> MixupOptions:
+        """Checked options from keyword arguments: a ValueError names a bad one, a
+        TypeError an unknown one."""
+        unknown = set(values) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise TypeError(f"unknown option(s) {sorted(unknown)}; "
+                            f"known: {sorted(cls.__dataclass_fields__)}")
+        return config_from_dict(values, cls, source="mixup options")
+
+    def options(self) -> dict:
+        """The options as keyword arguments (what `create` takes)."""
+        return {name: getattr(self, name) for name in MixupOptions.__dataclass_fields__}

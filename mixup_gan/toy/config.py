@@ -1,0 +1,44 @@
+"""The toy run's config schema (`mixup-gan toy`, and every member of a sweep)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..config import OutputConfig, option
+from ..gan_config import GANTrainConfig, LossConfig
+
+
+@dataclass
+class ToyDataConfig:
+    name: str = option("ring", choices=("ring", "grid", "swissroll", "points"),
+                     doc="toy distribution, or 'points' for a CSV file")
+    path: str | None = option(None, doc="CSV with columns x,y when name is 'points'")
+    scale: str = option("paper", choices=("paper", "wgan-gp"), doc="mode layout preset")
+    reference: str | None = option(None, doc="reference point CSV for evaluation")
+
+
+@dataclass
+class ToyModelConfig:
+    latent_dim: int = option(2, ge=1)
+    hidden: int = option(512, ge=1)
+    depth: int = option(3, ge=1, doc="hidden layers")
+
+
+@dataclass
+class ToyEvalConfig:
+    every: int = option(250, gt=0, doc="evaluate metrics every N generator steps")
+    n_samples: int = option(2500, ge=2)
+    snapshots: list[int] = option([10, 100, 1000, 10000, 20000])
+    contour: bool = option(False, doc="draw D's output under the snapshots")
+
+
+@dataclass
+class ToyConfig:
+    """A toy 2D GAN run (`mixup-gan toy`)."""
+
+    data: ToyDataConfig = field(default_factory=ToyDataConfig)
+    model: ToyModelConfig = field(default_factory=ToyModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: GANTrainConfig = field(default_factory=GANTrainConfig)
+    eval: ToyEvalConfig = field(default_factory=ToyEvalConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)

@@ -1,0 +1,96 @@
+"""Sweep figures from plain result rows: final metrics against alpha with spread over seeds
+(summary.png), and the first seed's final samples over the points each run was judged on
+(snapshots.png, from the populations' final_samples.pt)."""
+
+from __future__ import annotations
+
+import statistics
+from pathlib import Path
+
+import torch
+
+from ..data import make_distribution
+from ..plots import Snapshot, plt, save_grid
+
+X_KEY = "loss.alpha"
+
+
+def save_sweep_figures(root: Path, keys: list[str], final: dict[str, dict]) -> None:
+    """summary.png and snapshots.png; `keys`: the grid keys but the seed; `final`: each run's
+    last row (grid values included), by run id."""
+    if not final or X_KEY not in keys:
+        return
+    others = [k for k in keys if k != X_KEY]
+    rows = list(final.values())
+    combos = list(dict.fromkeys(tuple(r[k] for k in others) for r in rows))
+    save_metric_figure(root / "summary.png", rows, others, combos)
+    save_snapshot_figure(root, rows, others, combos)
+
+
+def _label(keys: list[str], combo: tuple, skip: str = "") -> str:
+    return ", ".join(f"{k.split('.')[-1]} {v}" for k, v in zip(keys, combo, strict=True)
+                     if k != skip)
+
+
+def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) -> None:
+    """Modes covered (top) and high-quality share (bottom) vs alpha, mean +- std over seeds."""
+    datasets = list(dict.fromkeys(r["data.name"] for r in rows))
+    fig, axes = plt.subplots(2, len(datasets), figsize=(4.2 * len(datasets), 6), dpi=120,
+                             squeeze=False)
+    for col, dataset in enumerate(datasets):
+        for combo in combos:
+            chosen = [r for r in rows if r["data.name"] == dataset
+                      and tuple(r[k] for k in keys) == combo]
+            if not chosen:
+                continue
+            alphas = sorted({r[X_KEY] for r in chosen})
+            for row, metric in enumerate(("modes", "hq_share")):
+                means, spreads = [], []
+                for alpha in alphas:
+                    values = [r.get(metric) for r in chosen if r[X_KEY] == alpha]
+                    values = [v for v in values if v is not None]
+                    means.append(statistics.mean(values) if values else float("nan"))
+                    spreads.append(statistics.pstdev(values) if len(values) > 1 else 0.0)
+                axes[row][col].errorbar(alphas, means, yerr=spreads, marker="o", ms=4,
+                                        capsize=3,
+                                        label=_label(keys, combo, skip="data.name") or "runs")
+        dist = make_distribution(dataset) if dataset != "points" else None
+        if dist is not None and dist.has_modes:
+            axes[0][col].axhline(len(dist.centers), color="grey", lw=0.8, ls="--")
+        axes[0][col].set_title(dataset)
+        axes[0][col].set_ylabel("modes covered")
+        axes[1][col].set_ylabel("high-quality share")
+        axes[1][col].set_ylim(0, 1.02)
+        for row in range(2):
+            axes[row][col].set_xlabel("alpha (0 = ERM)")
+            axes[row][col].grid(alpha=0.3)
+        axes[0][col].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_snapshot_figure(root: Path, rows: list[dict], keys: list[str], combos) -> None:
+    """Final samples of the first seed: one row per setting, one column per alpha."""
+    samples, reals, limits = {}, {}, {}
+    for path in (root / "populations").glob("*/final_samples.pt"):
+        state = torch.load(path, weights_only=True)
+        for k, run_id in enumerate(state["ids"]):
+            samples[run_id], reals[run_id] = state["fake"][k], state["real"][k]
+            limits[run_id] = state["limits"][k]
+    first_seed = rows[0]["train.seed"]
+    alphas = sorted({r[X_KEY] for r in rows})
+    grid_rows, limit = [], 1.5
+    for combo in combos:
+        chosen = {r[X_KEY]: r for r in rows if r["train.seed"] == first_seed
+                  and tuple(r[k] for k in keys) == combo}
+        if not chosen or any(r["run"] not in samples for r in chosen.values()):
+            continue
+        some = next(iter(chosen.values()))["run"]
+        limit = limits[some]
+        snaps = [Snapshot(chosen[a]["step"], samples[chosen[a]["run"]], title=f"alpha {a}")
+                 for a in alphas if a in chosen]
+        grid_rows.append((_label(keys, combo), reals[some], snaps))
+    if grid_rows:
+        save_grid(root / "snapshots.png", grid_rows, limit,
+                  title=f"final samples, seed {first_seed}; columns: alpha {alphas}")

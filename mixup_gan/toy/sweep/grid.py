@@ -1,0 +1,116 @@
+"""A sweep file's grid: every run's config, fully checked before anything trains, and runs
+grouped into populations that can share stacked networks."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...config import (
+    ConfigError,
+    apply_overrides,
+    config_from_dict,
+    config_to_dict,
+    load_config,
+    option,
+)
+from ..config import ToyConfig
+from ..data import make_distribution
+from ..runner import reference_points
+
+# Keys that may differ between members of one population; everything else is shared.
+MEMBER_PREFIXES = ("data.", "loss.", "train.seed")
+
+
+@dataclass
+class SweepConfig:
+    base: str | None = option(None, doc="run config every run starts from (cwd-relative)")
+    set: dict[str, Any] = option({}, doc="overrides applied to every run")
+    grid: dict[str, list[Any]] = option({}, doc="config key -> values; runs = product x seeds")
+    seeds: list[int] = option([0, 1, 2])
+    population: int = option(30, gt=0, doc="most members trained together")
+    output: str = option("runs/sweeps", doc="folder for this sweep's results")
+    name: str | None = option(None, doc="default: the sweep file's stem")
+
+
+@dataclass
+class SweepRun:
+    """One run of the grid: its id, grid values and resolved config."""
+
+    id: str
+    values: dict[str, Any]
+    config: ToyConfig
+    flat: dict[str, Any] = field(repr=False, default_factory=dict)
+
+
+def _flat(config: ToyConfig) -> dict[str, Any]:
+    return {f"{section}.{key}": value for section, values in config_to_dict(config).items()
+            for key, value in values.items()}
+
+
+def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
+    """All runs of the sweep, each config fully checked (its reference points too); errors
+    name the sweep file, the run and the key."""
+    if not sweep.grid:
+        raise ConfigError(f"{source}: grid is empty: name at least one key to sweep, e.g. "
+                          "'loss.alpha: [0, 0.2]'")
+    if not sweep.seeds:
+        raise ConfigError(f"{source}: seeds is empty")
+    empty = [k for k, values in sweep.grid.items() if not values]
+    if empty:
+        raise ConfigError(f"{source}: grid.{empty[0]} has no values")
+    if "train.seed" in sweep.grid:
+        raise ConfigError(f"{source}: grid.train.seed: list seeds under 'seeds' instead")
+    base = load_config(sweep.base, ToyConfig) if sweep.base else ToyConfig()
+    base_dict = apply_overrides(config_to_dict(base), sweep.set)
+    config_from_dict(base_dict, ToyConfig, source=f"{source}: set")
+    keys = list(sweep.grid)
+    runs, checked = [], set()
+    for combo in itertools.product(*(sweep.grid[k] for k in keys)):
+        for seed in sweep.seeds:
+            values = {**dict(zip(keys, combo, strict=True)), "train.seed": seed}
+            run_id = ",".join(f"{k}={v}" for k, v in values.items())
+            where = f"{source}: run {run_id}"
+            config = config_from_dict(apply_overrides(base_dict, values), ToyConfig,
+                                      source=where)
+            data = (config.data.name, config.data.scale, config.data.path, config.data.reference)
+            if data not in checked:  # the same data and reference are checked once
+                try:
+                    reference_points(config, make_distribution(
+                        config.data.name, scale=config.data.scale, path=config.data.path))
+                except (ConfigError, ValueError) as exc:
+                    raise ConfigError(f"{where}: {exc}") from None
+                checked.add(data)
+            runs.append(SweepRun(run_id, values, config, _flat(config)))
+    return runs
+
+
+def _rows_class(config: ToyConfig) -> tuple:
+    """What decides which parts D scores per step (a population computes every member's)."""
+    loss = config.loss
+    return (loss.alpha == 0, loss.pairing, loss.erm_weight > 0, loss.mix_prob < 1)
+
+
+def populations(runs: list[SweepRun], max_members: int) -> list[list[SweepRun]]:
+    """Group runs that can share stacked networks, in chunks of at most `max_members`."""
+    groups: dict[tuple, list[SweepRun]] = {}
+    for run in runs:
+        shared = tuple(sorted((k, json.dumps(v)) for k, v in run.flat.items()
+                              if not k.startswith(MEMBER_PREFIXES)))
+        groups.setdefault((shared, _rows_class(run.config)), []).append(run)
+    return [members[i:i + max_members] for members in groups.values()
+            for i in range(0, len(members), max_members)]
+
+
+def group_name(members: list[SweepRun]) -> str:
+    """A population's folder name: fixed by its members' ids, so a rerun finds it."""
+    digest = hashlib.sha1("|".join(r.id for r in members).encode()).hexdigest()[:10]
+    return f"pop-{digest}"
+
+
+def sweep_root(sweep: SweepConfig, path: Path) -> Path:
+    return Path(sweep.output) / (sweep.name or path.stem)

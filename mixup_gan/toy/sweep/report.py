@@ -1,0 +1,73 @@
+"""A sweep's results: every population's metrics rows gathered into results.jsonl/.csv, the
+summary table (mean and spread over seeds of each setting's last row) and the figures."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import statistics
+from pathlib import Path
+
+from ...run_folder import RunFolder
+from .figures import save_sweep_figures
+from .grid import SweepRun, group_name
+
+SUMMARY_METRICS = ("modes", "hq_share", "reverse_kl", "frechet")
+
+
+def write_results(root: Path, runs: list[SweepRun], groups: list[list[SweepRun]]) -> None:
+    """Collect every population's rows into results.jsonl / results.csv, then the summary
+    table (summary.md) and the figures, all from these plain rows."""
+    by_id = {r.id: r for r in runs}
+    rows = []
+    for members in groups:
+        for row in RunFolder(root / "populations", group_name(members)).read_metrics():
+            run = by_id[row["run"]]
+            rows.append({**run.values, "data.name": run.config.data.name, **row})
+    (root / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    with (root / "results.csv").open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    keys = [k for k in runs[0].values if k != "train.seed"]
+    final = final_rows(rows)
+    (root / "summary.md").write_text(summary_table(keys, [r.id for r in runs], final))
+    save_sweep_figures(root, keys, final)
+
+
+def mean_spread(values: list) -> str:
+    finite = [v for v in values if v is not None and math.isfinite(v)]
+    if not finite:
+        return "n/a"
+    text = f"{statistics.mean(finite):.3g} ± {statistics.pstdev(finite):.2g}"
+    missing = len(values) - len(finite)
+    return text + (f" ({missing} n/a)" if missing else "")
+
+
+def final_rows(rows: list[dict]) -> dict[str, dict]:
+    """Each run's last logged row, by run id."""
+    final: dict[str, dict] = {}
+    for row in rows:
+        if row["step"] >= final.get(row["run"], {"step": -1})["step"]:
+            final[row["run"]] = row
+    return final
+
+
+def summary_table(keys: list[str], ids: list[str], final: dict[str, dict]) -> str:
+    """Markdown: one line per setting (grid values but the seed), last-step metrics as
+    mean ± std over seeds. A run with no high-quality sample has no reverse KL ("n/a")."""
+    settings: dict[tuple, list[dict]] = {}
+    for run_id in ids:
+        if run_id in final:
+            row = final[run_id]
+            settings.setdefault(tuple(row[k] for k in keys), []).append(row)
+    lines = ["| " + " | ".join(keys + ["seeds", "step", *SUMMARY_METRICS]) + " |",
+             "|" + "---|" * (len(keys) + 2 + len(SUMMARY_METRICS))]
+    for setting, done in settings.items():
+        cells = [mean_spread([d.get(m) for d in done]) for m in SUMMARY_METRICS]
+        step = max(d["step"] for d in done)
+        lines.append("| " + " | ".join([*map(str, setting), str(len(done)), str(step), *cells])
+                     + " |")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,91 @@
+"""Training a sweep: each population through the one run skeleton, resumable, one progress bar
+for the whole sweep."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from ...config import config_to_dict, load_config
+from ...run_folder import FolderLock, RunFolder, make_folder
+from ...runs import Run, execute
+from ...runtime import eval_noise, resolve_device
+from ...train import Hook
+from ..data import make_distribution
+from ..runner import PICTURE_POINTS, build_toy_trainer, evaluate, reference_points
+from .grid import SweepConfig, SweepRun, expand, group_name, populations, sweep_root
+from .report import write_results
+
+
+def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm) -> None:
+    """Train one population to its last step, resuming from its checkpoint."""
+    shared = members[0].config
+    device = resolve_device(shared.train.device)
+    dists = [make_distribution(r.config.data.name, scale=r.config.data.scale,
+                               path=r.config.data.path) for r in members]
+    references = [reference_points(r.config, d) for r, d in zip(members, dists, strict=True)]
+    seeds = [r.config.train.seed for r in members]
+    trainer = build_toy_trainer(shared.model, shared.train, [r.config.loss for r in members],
+                                dists, seeds, device)
+    noise = torch.stack([eval_noise(shared.eval.n_samples, shared.model.latent_dim, s)
+                         for s in seeds]).to(device)
+
+    def log_metrics(t) -> None:
+        with torch.no_grad():
+            samples = t.G(noise).float().cpu()
+        diverged = t.diverged
+        for k, (run, losses) in enumerate(zip(members, t.pop_mean_losses(), strict=True)):
+            metrics = (evaluate(samples[k], dists[k], references[k]) if k not in diverged
+                       else {})
+            folder.log({"run": run.id, "step": t.step, **losses, **metrics,
+                        "diverged_at": diverged.get(k)})
+        if t.step == shared.train.steps:  # what the sweep's snapshot figure draws
+            torch.save({"ids": [r.id for r in members], "fake": samples[:, :PICTURE_POINTS],
+                        "real": [r[:PICTURE_POINTS] for r in references],
+                        "limits": [d.limit for d in dists]},
+                       folder.path / "final_samples.pt")
+
+    def hooks() -> list[Hook]:
+        bar.update(trainer.step * len(members))
+        return [Hook(lambda t: bar.update(len(members)), every=1, final=False),
+                Hook(log_metrics, every=shared.eval.every)]
+
+    record = {r.id: config_to_dict(r.config) for r in members}
+    execute(Run(folder, record, trainer, shared.train.steps, device,
+                shared.output.checkpoint_every, progress=False, members=True, hooks=hooks))
+
+
+def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = True,
+              report: bool = False) -> Path:
+    """Run (or continue) a sweep file; returns the sweep's folder.
+
+    Every run is checked before anything trains. `report=True` trains nothing: it writes the
+    results and figures of what has been trained so far (unfinished runs appear with the last
+    step they logged).
+    """
+    path = Path(path)
+    sweep = load_config(path, SweepConfig, overrides)
+    runs = expand(sweep, str(path))
+    groups = populations(runs, sweep.population)
+    root = make_folder(sweep_root(sweep, path), "output")
+    lock = FolderLock(root)
+    lock.acquire(f"sweep folder {root}")
+    try:
+        if not report:
+            (root / "sweep.json").write_text(json.dumps(
+                {"sweep": config_to_dict(sweep), "runs": [r.id for r in runs],
+                 "populations": [[r.id for r in g] for g in groups]}, indent=1))
+            total = sum(len(g) * g[0].config.train.steps for g in groups)
+            with tqdm(total=total, desc=f"sweep ({len(runs)} runs, {len(groups)} populations)",
+                      unit="it", unit_scale=True, disable=not progress,
+                      dynamic_ncols=True) as bar:
+                for members in groups:
+                    train_population(members, RunFolder(root / "populations",
+                                                        group_name(members)), bar)
+        write_results(root, runs, groups)
+    finally:
+        lock.release()
+    return root
