@@ -144,26 +144,7 @@ def cmd_toy_data(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="mixup-gan",
-        description="Mixup for GAN discriminators and classifiers: toy 2D GAN runs and sweeps "
-        "with mode metrics and pictures, image GAN runs and sampling, classification runs.",
-    )
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-
-    for name, func, text in (
-        ("toy", cmd_toy, "train a toy 2D GAN (ring, grid, swiss roll, point file)"),
-        ("image", cmd_image, "train an image GAN (DCGAN, SN-ResNet) with the mixup D loss"),
-        ("classify", cmd_classify, "train a classifier with mixup, CutMix or ERM"),
-    ):
-        run = sub.add_parser(name, help=text)
-        _add_config_args(run)
-        run.add_argument("--overwrite", action="store_true",
-                         help="delete an existing run folder of the same name and start again")
-        run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-        run.set_defaults(func=func)
-
+def _add_sample_parser(sub) -> None:
     sample = sub.add_parser("sample", help="write images from a trained image GAN checkpoint")
     sample.add_argument("--checkpoint", type=Path, required=True)
     sample.add_argument("--n", type=int, default=64, help="number of images")
@@ -174,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     sample.add_argument("--device", default="auto")
     sample.set_defaults(func=cmd_sample)
 
+
+def _add_fid_parser(sub) -> None:
     fid = sub.add_parser(
         "fid", help="FID / KID / precision-recall / IS through torch-fidelity",
         description="Each input is an image GAN checkpoint (samples drawn in batches, EMA "
@@ -203,6 +186,30 @@ def build_parser() -> argparse.ArgumentParser:
     fid.add_argument("--out", type=Path, default=Path("fid.json"), help="JSON report")
     fid.add_argument("--no-progress", action="store_true", help="hide progress output")
     fid.set_defaults(func=cmd_fid)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mixup-gan",
+        description="Mixup for GAN discriminators and classifiers: toy 2D GAN runs and sweeps "
+        "with mode metrics and pictures, image GAN runs and sampling, classification runs.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    for name, func, text in (
+        ("toy", cmd_toy, "train a toy 2D GAN (ring, grid, swiss roll, point file)"),
+        ("image", cmd_image, "train an image GAN (DCGAN, SN-ResNet) with the mixup D loss"),
+        ("classify", cmd_classify, "train a classifier with mixup, CutMix or ERM"),
+    ):
+        run = sub.add_parser(name, help=text)
+        _add_config_args(run)
+        run.add_argument("--overwrite", action="store_true",
+                         help="delete an existing run folder of the same name and start again")
+        run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+        run.set_defaults(func=func)
+
+    _add_sample_parser(sub)
+    _add_fid_parser(sub)
 
     sweep = sub.add_parser("sweep", help="train a grid of toy GANs as populations")
     sweep.add_argument("--config", "-c", type=Path, required=True, help="sweep YAML file")

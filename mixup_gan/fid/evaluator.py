@@ -14,11 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch_fidelity.metric_fid import (
-    KEY_METRIC_FID,
-    fid_features_to_statistics,
-    fid_statistics_to_metric,
-)
+from torch_fidelity.metric_fid import KEY_METRIC_FID
 from torch_fidelity.metric_isc import isc_featuresdict_to_metric
 from torch_fidelity.metric_kid import kid_featuresdict_to_metric
 from torch_fidelity.metric_prc import prc_featuresdict_to_metric
@@ -27,6 +23,8 @@ from torch_fidelity.utils import create_feature_extractor, get_featuresdict_from
 from tqdm.auto import tqdm
 
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..frechet import FrechetError, frechet_distance
+from ..frechet import statistics as _statistics
 from ..runtime import resolve_device
 from .inception import FIDError, resolve_inception_weights, user_cache_dir
 from .inputs import (
@@ -48,16 +46,11 @@ RENAME = {"frechet_inception_distance": "fid", "kernel_inception_distance_mean":
 
 
 def statistics(features: torch.Tensor) -> dict:
-    """FID statistics {mu, sigma} of (N, D) features (torch-fidelity's estimator)."""
-    if features.dim() != 2 or len(features) < 2:
-        raise FIDError(f"FID statistics need at least 2 samples of (N, D) features, "
-                       f"got {tuple(features.shape)}")
-    return fid_features_to_statistics(features.detach().cpu())
-
-
-def frechet_distance(stats_1: dict, stats_2: dict) -> float:
-    """Frechet distance between two Gaussians given as {mu, sigma} (torch-fidelity's)."""
-    return float(fid_statistics_to_metric(stats_1, stats_2, verbose=False)[KEY_METRIC_FID])
+    """FID statistics {mu, sigma} of (N, D) features; a FIDError when there are too few."""
+    try:
+        return _statistics(features)
+    except FrechetError as exc:
+        raise FIDError(str(exc)) from None
 
 
 def _to_tensors(stats: dict) -> dict:

@@ -13,7 +13,7 @@ import math
 import torch
 from torch import Tensor
 
-from ..fid import frechet_distance, statistics
+from ..frechet import frechet_distance, statistics
 
 
 def mode_metrics(samples: Tensor, centers: Tensor, std: float, threshold: float = 3.0) -> dict:
