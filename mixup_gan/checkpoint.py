@@ -24,11 +24,16 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as handle:
-        torch.save(state, handle)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as handle:
+            torch.save(state, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk, a folder gone read-only: the old file stays
+        tmp.unlink(missing_ok=True)
+        kept = "the previous one is intact" if path.exists() else "none was written before"
+        raise CheckpointError(f"cannot write {path} ({exc.strerror or exc}); {kept}") from None
     return path
 
 
@@ -40,7 +45,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
-        raise CheckpointError(f"{path}: corrupt or truncated checkpoint ({exc})") from None
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: corrupt or truncated checkpoint, or not one "
+                              f"({reason[:100]})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a mixup-gan checkpoint (top level is not a dict)")
     return state

@@ -1,7 +1,8 @@
 """The `mixup-gan` command line.
 
-User mistakes (bad config, bad data file, unreadable checkpoint) print one clear line and exit
-with status 2; a diverged run exits with status 1; bugs keep their traceback.
+User mistakes (bad config, bad data file, unreadable checkpoint) and what the machine refuses
+(a full disk, a folder that cannot be written) print one clear line naming the culprit and
+exit with status 2; a diverged run exits with status 1; bugs keep their traceback.
 """
 
 from __future__ import annotations
@@ -236,6 +237,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except USER_ERRORS as exc:
         print(f"mixup-gan {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # the machine said no: a full disk, a read-only or missing folder
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"mixup-gan {args.command}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("mixup-gan: interrupted; rerun the same command to resume from the last "

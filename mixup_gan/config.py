@@ -140,6 +140,14 @@ def _build(cls, data: dict, source: str, prefix: str = ""):
     return obj
 
 
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
+    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+    return f"{where}{problem}"
+
+
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Parse `section.key=value` (value in YAML syntax) into (["section", "key"], value)."""
     key, sep, raw = text.partition("=")
@@ -148,7 +156,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     try:
         value = yaml.safe_load(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({exc})") from None
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({_yaml_problem(exc)})"
+                          ) from None
     return key.strip().split("."), value
 
 
@@ -195,7 +204,7 @@ def load_config(path: str | Path | None, cls, overrides: Iterable[str] = ()):
         try:
             data = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({exc})") from None
+            raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read it ({exc})") from None
         if not isinstance(data, dict):

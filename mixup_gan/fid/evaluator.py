@@ -84,6 +84,9 @@ class FIDEvaluator:
             raise FIDError(f"feature extractor {feature_extractor!r} is not registered with "
                            f"torch-fidelity ({', '.join(FEATURE_EXTRACTORS_REGISTRY)})")
         self.weights = None
+        if "is" in self.metrics and not feature_extractor.startswith("inception"):
+            raise FIDError(f"IS needs an Inception classifier's logits; the feature extractor "
+                           f"{feature_extractor!r} has none: drop 'is' from --metrics")
         if feature_extractor == INCEPTION:
             self.weights = resolve_inception_weights(inception_weights, download=download)
             if "is" in self.metrics and not self.weights.has_logits:
@@ -181,15 +184,22 @@ class FIDEvaluator:
                 bar.update(size)
         return out
 
-    def fid_statistics(self, source, features: dict | None = None) -> dict:
-        """FID statistics of any input; ImagesInput statistics are cached on their own (small)."""
-        layer = self.layers["fid"]
+    def check_statistics(self, source) -> None:
+        """A statistics file must come from this extractor and layer (checked before any
+        features are computed, so a mismatch costs no Inception pass)."""
         if isinstance(source, StatsInput):
+            layer = self.layers.get("fid")
             theirs = (source.meta.get("extractor_id"), source.meta.get("layer"))
             if theirs != (self.extractor_id, layer):
                 raise FIDError(f"{source.description} was computed with extractor "
                                f"{theirs[0]} (layer {theirs[1]}), this evaluation uses "
                                f"{self.extractor_id} (layer {layer}): recompute it")
+
+    def fid_statistics(self, source, features: dict | None = None) -> dict:
+        """FID statistics of any input; ImagesInput statistics are cached on their own (small)."""
+        layer = self.layers["fid"]
+        if isinstance(source, StatsInput):
+            self.check_statistics(source)
             return _to_numpy(source.stats)
         path = (self._cache_path("stats", source, [layer]) if isinstance(source, ImagesInput)
                 else None)
@@ -206,6 +216,8 @@ class FIDEvaluator:
         """The requested metrics of `generated` against `reference` (IS needs no reference)."""
         if reference is None and set(self.metrics) - {"is"}:
             raise FIDError("FID, KID and precision/recall need a REFERENCE input")
+        for source in (generated, reference):
+            self.check_statistics(source)
         needs_features = set(self.metrics) - {"fid"}
         feats_1 = self.features(generated) if needs_features else None
         feats_2 = (self.features(reference)

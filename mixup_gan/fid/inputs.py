@@ -28,6 +28,7 @@ from torchvision import transforms
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..config import ConfigError
 from ..datasets import IMAGE_SUFFIXES, digits_pixels
+from ..run_folder import is_run_folder
 from .inception import FIDError
 
 # load_generator(path, state) -> (G in eval mode on the CPU, latent size): how a checkpoint
@@ -209,6 +210,9 @@ def resolve_input(spec: str, *, n: int, device: torch.device, resize: int = 0,
     if spec in DATASETS_REGISTRY:
         return registered_input(spec, datasets_root, download)
     path = Path(spec)
+    if path.is_dir() and is_run_folder(path):
+        raise FIDError(f"{path} is a run folder: pass its checkpoint.pt (or best.pt) to measure "
+                       "its generator, or its samples/ folder for the images it drew")
     if path.is_dir():
         return folder_input(path, resize)
     if not path.is_file():

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+
 
 class PointFileError(ValueError):
     """A point file that cannot be used; the message names the file and the line."""
@@ -173,6 +175,9 @@ def read_points(path: str | Path) -> Tensor:
                 ) from None
             if not (math.isfinite(x) and math.isfinite(y)):
                 raise PointFileError(f"{path}, line {line_no}: non-finite value in {row}")
+            if max(abs(x), abs(y)) > FLOAT32_MAX:
+                raise PointFileError(f"{path}, line {line_no}: {row} does not fit a float32 "
+                                     f"(|value| <= {FLOAT32_MAX:.3g})")
             rows.append((x, y))
     if len(rows) < 2:
         raise PointFileError(f"{path}: needs at least 2 points, found {len(rows)}")
