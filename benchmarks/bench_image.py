@@ -16,9 +16,9 @@ from common import interleaved_times
 
 from mixup_gan.config import load_config
 from mixup_gan.image.config import ImageConfig
-from mixup_gan.image.ema import ImageGANTrainer
 from mixup_gan.image.nets import build_nets
 from mixup_gan.runtime import bf16_autocast, resolve_device
+from mixup_gan.train import GANTrainer
 
 BATCH = 64
 
@@ -32,7 +32,7 @@ def trainer(alpha: float, device, *, amp: bool = False, compile: bool = False):
         G.compile()
         D.compile()
     data = torch.rand(1024, 3, 32, 32, device=device) * 2 - 1
-    return ImageGANTrainer(G, D, lambda rng, counter, n: data[rng.randint(counter, 1024, n)],
+    return GANTrainer(G, D, lambda rng, counter, n: data[rng.randint(counter, 1024, n)],
                            latent_dim=128, loss=cfg.loss, train=cfg.train, device=device,
                            ema_decay=0.999, autocast=bf16_autocast(device, amp))
 

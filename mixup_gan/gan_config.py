@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from .config import check_device, option
 from .losses import ADVERSARIAL_LOSSES, GENERATOR_LOSSES
 from .mixup_options import MixupOptions
+from .schedule import Schedule
 
 
 @dataclass(frozen=True)
@@ -16,6 +17,11 @@ class LossConfig(MixupOptions):
     name: str = option("bce", choices=sorted(ADVERSARIAL_LOSSES))
     generator_loss: str | None = option(None, choices=sorted(GENERATOR_LOSSES),
                                       doc="default: the usual partner of the loss")
+    alpha_schedule: Schedule = option(Schedule(), doc="alpha over training (a multiplier)")
+    mix_prob_schedule: Schedule = option(Schedule(), doc="mix_prob over training")
+    gradient_penalty: float = option(0.0, ge=0.0, doc="weight g of the zero-centred penalty "
+                                     "g/2 * E|grad_x D(x)|^2 on the points D is trained on "
+                                     "(the mixed points under mixup); 0 = off")
 
 
 @dataclass
@@ -29,6 +35,9 @@ class GANTrainConfig:
     betas: tuple[float, float] = option((0.9, 0.999))
     seed: int = option(0, ge=0)
     device: str = option("auto", doc="auto, cpu, cuda, cuda:N")
+    lr_schedule: Schedule = option(Schedule(), doc="learning rate over training (a multiplier)")
+    ema: float = option(0.0, ge=0.0, le=0.99999, doc="generator EMA decay (evaluated and drawn "
+                        "with the averaged weights); 0 = off")
     amp: bool | None = option(False, doc="bfloat16 autocast of the forward passes on any "
                               "device; null = on CUDA only. Off for toy runs: bfloat16 "
                               "resolves 2D points near 1 only to 0.004, a third of a mode's std")

@@ -31,6 +31,7 @@ from .losses import (
 )
 from .mixup_options import MixupOptions
 from .rng import CounterRNG
+from .schedule import MemberSchedules
 
 # Each D or G step owns a block of BLOCK counters; their use within the block is fixed, so
 # member k draws the same numbers whatever options the rest of its population has.
@@ -69,9 +70,11 @@ def _by_group(groups, fn: Callable[..., Tensor], *xs: Tensor) -> Tensor:
 
 
 class MemberLosses:
-    """The mixup D loss and the G loss of P members, from their `loss` config sections."""
+    """The mixup D loss and the G loss of P members, from their `loss` config sections.
 
-    def __init__(self, losses: Sequence, device: torch.device) -> None:
+    `last_step` is the run's last generator step, where open-ended schedules end."""
+
+    def __init__(self, losses: Sequence, device: torch.device, last_step: int = 1) -> None:
         self.device = device
         P = len(losses)
         alphas = [MixupOptions.create(**c.options()).alpha for c in losses]
@@ -90,7 +93,12 @@ class MemberLosses:
         self.beta_alpha = self.alpha.clamp(min=1e-3)  # members with alpha 0 never use theirs
         self.per_batch = tensor([not c.per_sample for c in losses], torch.bool).unsqueeze(1)
         self.any_per_batch = any(not c.per_sample for c in losses)
-        self.coins = any(m and c.mix_prob < 1 for m, c in zip(mixing, losses, strict=True))
+        self.alpha_schedule = MemberSchedules([c.alpha_schedule for c in losses], last_step,
+                                              device)
+        self.mix_prob_schedule = MemberSchedules([c.mix_prob_schedule for c in losses],
+                                                 last_step, device)
+        self.coins = any(m and (c.mix_prob < 1 or not c.mix_prob_schedule.constant)
+                         for m, c in zip(mixing, losses, strict=True))
         self.mix_prob = tensor([c.mix_prob for c in losses])
         self.erm_weight = tensor([c.erm_weight for c in losses])
         pool = [m and c.pairing == "pool" for m, c in zip(mixing, losses, strict=True)]
@@ -98,44 +106,57 @@ class MemberLosses:
         self.pool, self.real_fake = tensor(pool), tensor(real_fake)
         self.mixing = tensor(mixing)
         self.has_pool, self.has_real_fake = any(pool), any(real_fake)
-        self.has_plain = not all(mixing) or self.coins or any(c.erm_weight > 0 for c in losses)
+        anneal_to_erm = not self.alpha_schedule.constant and any(
+            self.alpha_schedule.ends_at_zero)
+        self.has_plain = (not all(mixing) or self.coins or anneal_to_erm
+                          or any(c.erm_weight > 0 for c in losses))
+        self.gradient_penalty = tensor([c.gradient_penalty for c in losses])
+        self.penalized = any(c.gradient_penalty > 0 for c in losses)
         self.members = P
 
     # --- the D step -----------------------------------------------------------------------
 
-    def _lam(self, rng: CounterRNG, counter: int, n: int) -> Tensor:
+    def _lam(self, rng: CounterRNG, counter: int, n: int, alpha: Tensor) -> Tensor:
         """Each member's lam, shape (P, n): its distribution, per sample or per batch.
 
         Uses counters `counter` and `counter + 1`."""
         if self.any_beta:
-            lam = rng.beta(counter + 1, self.beta_alpha, n)
+            # alpha 0 (a member that does not mix now) draws with a stand-in it never uses;
+            # the constant alphas keep one tensor, so their draws are made ahead
+            valid = self.beta_alpha if alpha is self.alpha else alpha.clamp(min=1e-3)
+            lam = rng.beta(counter + 1, valid, n)
             if not self.all_beta:
-                uniform = rng.uniform(counter, n) * self.alpha.unsqueeze(1)  # Uniform(0, alpha)
+                uniform = rng.uniform(counter, n) * alpha.unsqueeze(1)  # Uniform(0, alpha)
                 lam = torch.where(self.beta, lam, uniform)
         else:
-            lam = rng.uniform(counter, n) * self.alpha.unsqueeze(1)
+            lam = rng.uniform(counter, n) * alpha.unsqueeze(1)
         return torch.where(self.per_batch, lam[:, :1], lam) if self.any_per_batch else lam
 
-    def parts(self, rng: CounterRNG, counter: int, real: Tensor, fake: Tensor
+    def parts(self, rng: CounterRNG, counter: int, real: Tensor, fake: Tensor, step: int = 0
               ) -> list[DiscriminatorPart]:
-        """What D scores this step, for real and (detached) fake batches (P, N, ...).
-
-        `counter` starts this step's block of draws (lam, permutations, coin)."""
+        """What D scores at generator step `step`, for real and (detached) fake batches
+        (P, N, ...). `counter` starts this step's block of draws (lam, permutations, coin)."""
         fake = fake.detach()
         P, n = real.shape[:2]
-        mixed = self.mixing
+        alpha, mixed = self.alpha, self.mixing
+        if not self.alpha_schedule.constant:
+            alpha = self.alpha * self.alpha_schedule.at(step)
+            mixed = self.mixing * (alpha > 0)
         if self.coins:
-            mixed = mixed * (rng.uniform(counter + COIN, 1)[:, 0] < self.mix_prob)
+            mix_prob = self.mix_prob
+            if not self.mix_prob_schedule.constant:
+                mix_prob = mix_prob * self.mix_prob_schedule.at(step)
+            mixed = mixed * (rng.uniform(counter + COIN, 1)[:, 0] < mix_prob)
         parts = []
         if self.has_real_fake:
-            lam = self._lam(rng, counter + LAM_REAL_FAKE, n)
+            lam = self._lam(rng, counter + LAM_REAL_FAKE, n, alpha)
             parts.append(DiscriminatorPart(_blend(real, fake, lam), lam, mixed * self.real_fake))
         if self.has_pool:
             pool = torch.cat([real, fake], 1)
             labels = torch.cat([real.new_ones(P, n), real.new_zeros(P, n)], 1)
             order = rng.permutations(counter + PERMUTATION, 2 * n, 2)
             first, second = order[:, 0], order[:, 1]
-            lam = self._lam(rng, counter + LAM_POOL, 2 * n)
+            lam = self._lam(rng, counter + LAM_POOL, 2 * n, alpha)
             parts.append(DiscriminatorPart(
                 _blend(_take(pool, first), _take(pool, second), lam),
                 torch.lerp(labels.gather(1, second), labels.gather(1, first), lam),
@@ -159,6 +180,22 @@ class MemberLosses:
             value = value.mean(1) * part.weight
             total = value if total is None else total + value
         return total
+
+    def penalty(self, parts: Sequence[DiscriminatorPart], outputs: Sequence[Tensor]) -> Tensor:
+        """Each member's zero-centred gradient penalty (P,): `g/2 * sum_part weight *
+        mean_rows |grad_x D(x)|^2` on the points it was scored on. The parts' inputs must
+        require gradients (see `requires_inputs_grad`)."""
+        grads = torch.autograd.grad(sum(loss_dtype(o).sum() for o in outputs),
+                                    [part.inputs for part in parts], create_graph=True)
+        total = None
+        for part, grad in zip(parts, grads, strict=True):
+            value = grad.float().square().flatten(2).sum(2).mean(1) * part.weight
+            total = value if total is None else total + value
+        return 0.5 * self.gradient_penalty * total
+
+    def requires_inputs_grad(self, parts: Sequence[DiscriminatorPart]) -> None:
+        for part in parts:
+            part.inputs = part.inputs.detach().requires_grad_(True)
 
     # --- the G step -----------------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from .checkpoint import CheckpointError
+from .ema import EMA
 from .gan_config import GANTrainConfig, LossConfig
 from .member_losses import BLOCK, DATA, LATENT, DiscriminatorPart, MemberLosses
 from .rng import CounterRNG
@@ -98,6 +99,7 @@ class GANTrainer:
         seeds: Sequence[int] | None = None,
         device: torch.device | str = "cpu",
         autocast: Callable[[], AbstractContextManager] = nullcontext,
+        ema_decay: float | None = None,
     ) -> None:
         self.device = torch.device(device)
         self.autocast = autocast  # e.g. bfloat16 autocast; forward passes only
@@ -111,13 +113,16 @@ class GANTrainer:
         if net_members != self.members:
             raise ValueError(f"{len(self.seeds)} seeds for networks of {net_members} member(s)")
         self.real_data = real_data
-        self.losses = MemberLosses(_per_member(loss, self.members, "loss"), self.device)
+        self.losses = MemberLosses(_per_member(loss, self.members, "loss"), self.device,
+                                   last_step=train.steps)
         self.latent_dim, self.cfg = latent_dim, train
         self.rng = CounterRNG([stream_seed(s, "train") for s in self.seeds], self.device,
                               stride=BLOCK)
         self.draws = 0  # counters of `rng` used so far: BLOCK per D or G step
         self.opt_g = make_adam(self.G.parameters(), train)
         self.opt_d = make_adam(self.D.parameters(), train)
+        decay = train.ema if ema_decay is None else ema_decay
+        self.ema = EMA(self.G, decay) if decay else None  # evaluated and drawn when present
         self.step = 0  # generator iterations done
         # member -> generator step at which its losses first went non-finite (-1: never)
         self.diverged_at = torch.full((self.members,), -1, dtype=torch.int64,
@@ -159,12 +164,17 @@ class GANTrainer:
         real = self.real_data(self.rng, counter + DATA, self.cfg.batch_size)
         with torch.no_grad(), self.autocast():
             fake = self.apply(unwrapped(self.G), self.latents(counter))
-        parts = self.losses.parts(self.rng, counter, real, fake.to(real.dtype))
+        parts = self.losses.parts(self.rng, counter, real, fake.to(real.dtype), self.step)
+        if self.losses.penalized:
+            self.losses.requires_inputs_grad(parts)
         with self.autocast():
             outputs = self.discriminate(parts)
         losses = self.losses.d_loss(parts, outputs)
+        objective = losses
+        if self.losses.penalized:
+            objective = losses + self.losses.penalty(parts, outputs)
         self.opt_d.zero_grad(set_to_none=True)
-        losses.sum().backward()
+        objective.sum().backward()
         self.opt_d.step()
         return losses.detach()
 
@@ -186,9 +196,21 @@ class GANTrainer:
 
     def train_step(self) -> dict[str, Tensor]:
         """`n_dis` D steps then one G step; returns the last D losses and the G losses (P,)."""
+        schedule = self.cfg.lr_schedule
+        if not schedule.constant:
+            lr = self.cfg.lr * schedule.multiplier(self.step, self.cfg.steps)
+            for group in (*self.opt_d.param_groups, *self.opt_g.param_groups):
+                group["lr"] = lr
         for _ in range(self.cfg.n_dis):
             d_loss = self.d_step()
-        return {"d_loss": d_loss, "g_loss": self.g_step()}
+        losses = {"d_loss": d_loss, "g_loss": self.g_step()}
+        if self.ema is not None:
+            self.ema.update(self.G)
+        return losses
+
+    def sampler(self) -> nn.Module:
+        """The generator to evaluate and draw: the EMA weights when averaged, else G."""
+        return self.ema.module if self.ema is not None else unwrapped(self.G)
 
     # --- on-device bookkeeping, read at sync points --------------------------------------
 
@@ -278,6 +300,7 @@ class GANTrainer:
             "loss_sums": {k: v.cpu() if isinstance(v, Tensor) else v
                           for k, v in self.loss_sums.items()},
             "diverged_at": self.diverged_at.cpu(),
+            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -297,6 +320,8 @@ class GANTrainer:
         self.loss_sums = {k: v.to(self.device) if isinstance(v, Tensor) else v
                           for k, v in state["loss_sums"].items()}
         self.diverged_at = state["diverged_at"].to(self.device)
+        if self.ema is not None:
+            self.ema.load_state_dict(state["ema"])
 
 
 def _outputs(out: Tensor, members: int, n: int) -> Tensor:

@@ -11,7 +11,6 @@ from mixup_gan.checkpoint import CheckpointError
 from mixup_gan.config import ConfigError, load_config
 from mixup_gan.image.config import ImageConfig
 from mixup_gan.image.data import digits, image_folder
-from mixup_gan.image.ema import ImageGANTrainer
 from mixup_gan.image.generator import sample_images
 from mixup_gan.image.nets import build_nets
 from mixup_gan.image.runner import run_image
@@ -94,7 +93,7 @@ def test_digits_bank():
 def test_ema_follows_the_formula():
     G, D = build_nets("dcgan", 8, 1, 32, 8, 8)
     cfg = load_config(None, ImageConfig, ["train.batch_size=4", "train.n_dis=1"])
-    trainer = ImageGANTrainer(G, D, lambda rng, c, n: rng.uniform(c, n, 1, 32, 32) * 2 - 1,
+    trainer = GANTrainer(G, D, lambda rng, c, n: rng.uniform(c, n, 1, 32, 32) * 2 - 1,
                               latent_dim=8, loss=cfg.loss, train=cfg.train, ema_decay=0.75)
     before = {k: v.clone() for k, v in trainer.G.state_dict().items()}
     trainer.train_step()
@@ -188,7 +187,7 @@ from mixup_gan.image.config import ImageConfig
 from mixup_gan.image import runner
 
 out = sys.argv[1]
-original = runner.ImageGANTrainer.fit
+original = runner.ProcessCountTrainer.fit
 
 
 def fit_and_dump(self, *args, **kwargs):
@@ -196,7 +195,7 @@ def fit_and_dump(self, *args, **kwargs):
     torch.save(self.state_dict(), f"{out}/rank{dist.get_rank()}.pt")
 
 
-runner.ImageGANTrainer.fit = fit_and_dump
+runner.ProcessCountTrainer.fit = fit_and_dump
 cfg = load_config(None, ImageConfig, sys.argv[2:])
 runner.run_image(cfg, "ddp")
 """

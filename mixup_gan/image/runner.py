@@ -12,11 +12,10 @@ from torchvision.utils import save_image
 from .. import distributed
 from ..run_folder import RunFolder
 from ..runs import Run, execute
-from ..runtime import bf16_autocast, eval_noise, stream_seed, unwrapped
+from ..runtime import bf16_autocast, eval_noise, stream_seed
 from ..train import GANTrainer, Hook
 from .config import ImageConfig
 from .data import load_images
-from .ema import ImageGANTrainer
 from .generator import build_image_nets, load_generator
 
 
@@ -55,7 +54,7 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
         seed, world = seed + ranks.rank * distributed.RANK_SEED_STRIDE, ranks.world
     trainer = ProcessCountTrainer(
         G, D, bank.draw, latent_dim=m.latent_dim, loss=config.loss, train=config.train,
-        seeds=[seed], device=device, ema_decay=config.train.ema, processes=world,
+        seeds=[seed], device=device, processes=world,
         checkpoint=folder.checkpoint, autocast=bf16_autocast(device, config.train.amp))
     noise = eval_noise(config.eval.n_samples, m.latent_dim, config.train.seed).to(device)
     grids = folder.path / "samples"
@@ -73,9 +72,8 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
     def log_and_draw(t: GANTrainer, board) -> None:
         losses = t.pop_mean_losses()[0]
         folder.log({"step": t.step, **losses})
-        net = t.ema if t.ema is not None else t.G
         with torch.no_grad():
-            images = net.eval()(noise).float()
+            images = t.sampler().eval()(noise).float()
         t.G.train()
         save_image(images, grids / f"step_{t.step:07d}.png", nrow=8, normalize=True,
                    value_range=(-1, 1))
@@ -93,7 +91,7 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
                        rate=("images_per_second", images_per_step)))
 
 
-class ProcessCountTrainer(ImageGANTrainer):
+class ProcessCountTrainer(GANTrainer):
     """Records how many processes trained: each draws from its own stream (seed by rank), so
     a checkpoint resumes exactly only with the same count."""
 
@@ -136,8 +134,7 @@ def fid_hook(config: ImageConfig, folder: RunFolder, bank, device: torch.device)
 
     def measure(t: GANTrainer) -> None:
         nonlocal best
-        net = t.ema if t.ema is not None else unwrapped(t.G)
-        model = generator_model(net, config.model.latent_dim)
+        model = generator_model(t.sampler(), config.model.latent_dim)
         stats = evaluator.fid_statistics(GeneratorInput(model, "generator", e.fid_samples))
         t.G.train()
         fid = frechet_distance(stats, reference_stats)

@@ -93,9 +93,11 @@ def save_metrics_plot(path: Path, rows: Sequence[dict], n_modes: int | None) -> 
         axes[0].axhline(n_modes, color="grey", lw=0.8, ls="--")
         axes[0].set_ylabel("modes covered")
         axes[0].set_ylim(0, n_modes + 0.5)
-        axes[1].plot(steps, [r["hq_share"] for r in rows], marker="o", ms=3, color="C1")
+        shares = [r["hq_share"] for r in rows]
+        axes[1].plot(steps, shares, marker="o", ms=3, color="C1")
         axes[1].set_ylabel("high-quality share")
-        axes[1].set_ylim(0, 1.02)
+        # scaled to the data (a share of a few percent is a flat line on a 0-1 axis)
+        axes[1].set_ylim(0, min(1.02, max(0.01, 1.15 * max(shares, default=0.0))))
     else:
         axes[0].plot(steps, [r["d_loss"] for r in rows], label="D")
         axes[0].plot(steps, [r["g_loss"] for r in rows], label="G")

@@ -90,7 +90,7 @@ def run_toy(config: ToyConfig, name: str, *, overwrite: bool = False) -> dict:
 
     def generate() -> torch.Tensor:
         with torch.no_grad():
-            return trainer.G(fixed_noise.to(device)).float().cpu()
+            return trainer.sampler()(fixed_noise.to(device)).float().cpu()
 
     def log_metrics(t: GANTrainer) -> None:
         folder.log({"step": t.step, **t.pop_mean_losses()[0],

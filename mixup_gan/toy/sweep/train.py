@@ -35,7 +35,7 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm) -> N
 
     def log_metrics(t) -> None:
         with torch.no_grad():
-            samples = t.G(noise).float().cpu()
+            samples = t.sampler()(noise).float().cpu()
         diverged = t.diverged
         for k, (run, losses) in enumerate(zip(members, t.pop_mean_losses(), strict=True)):
             metrics = (evaluate(samples[k], dists[k], references[k]) if k not in diverged
