@@ -106,9 +106,8 @@ class MemberLosses:
         self.pool, self.real_fake = tensor(pool), tensor(real_fake)
         self.mixing = tensor(mixing)
         self.has_pool, self.has_real_fake = any(pool), any(real_fake)
-        anneal_to_erm = not self.alpha_schedule.constant and any(
-            self.alpha_schedule.ends_at_zero)
-        self.has_plain = (not all(mixing) or self.coins or anneal_to_erm
+        # alpha annealed to 0 needs the plain rows only from the step it reaches 0 (any_zero)
+        self.has_plain = (not all(mixing) or self.coins
                           or any(c.erm_weight > 0 for c in losses))
         self.gradient_penalty = tensor([c.gradient_penalty for c in losses])
         self.penalized = any(c.gradient_penalty > 0 for c in losses)
@@ -161,7 +160,8 @@ class MemberLosses:
                 _blend(_take(pool, first), _take(pool, second), lam),
                 torch.lerp(labels.gather(1, second), labels.gather(1, first), lam),
                 mixed * self.pool))
-        if self.has_plain:
+        if self.has_plain or (not self.alpha_schedule.constant
+                              and self.alpha_schedule.any_zero(step)):
             plain = torch.where(mixed > 0, self.erm_weight, 1.0)
             parts += [DiscriminatorPart(real, "real", plain),
                       DiscriminatorPart(fake, "fake", plain)]

@@ -53,6 +53,7 @@ class MemberSchedules:
     """P members' schedules of one value, evaluated together: `at(step)` -> (P,) multipliers."""
 
     def __init__(self, schedules: Sequence[Schedule], last: int, device) -> None:
+        self.schedules, self.last = list(schedules), last
         self.constant = all(s.constant for s in schedules)
         if self.constant:
             return
@@ -66,7 +67,11 @@ class MemberSchedules:
         self.start = tensor([s.start for s in schedules])
         self.span = tensor([max((s.end if s.end is not None else last) - s.start, 1)
                             for s in schedules])
-        self.ends_at_zero = [not s.constant and s.final == 0 for s in schedules]
+
+    def any_zero(self, step: int) -> bool:
+        """Whether some member's multiplier is 0 at `step` (decided on the host: schedules are
+        functions of the step, so this costs no sync)."""
+        return any(s.multiplier(step, self.last) == 0 for s in self.schedules)
 
     def at(self, step: int) -> Tensor | None:
         """The multipliers at `step`, or None when every schedule is constant."""
