@@ -62,9 +62,11 @@ def child(side: str, checkpoint: str, folder: str, n: int, extractor: str) -> No
     start = time.perf_counter()
     if side == "ours":
         from mixup_gan.fid import evaluate
+        from mixup_gan.image.generator import load_generator
 
         fid = evaluate(checkpoint, folder, n=n, feature_extractor=extractor, device="cpu",
-                       seed=0, use_cache=False, **options)["metrics"]["fid"]
+                       seed=0, use_cache=False, load_generator=load_generator,
+                       **options)["metrics"]["fid"]
     else:
         import torch_fidelity
         from torch import nn
@@ -73,9 +75,9 @@ def child(side: str, checkpoint: str, folder: str, n: int, extractor: str) -> No
         from mixup_gan.fid.inputs import ToUInt8RGB
         from mixup_gan.image.generator import load_generator
 
-        G, config = load_generator(checkpoint)
+        G, latent_dim = load_generator(checkpoint)
         model = torch_fidelity.GenerativeModelModuleWrapper(
-            nn.Sequential(G, ToUInt8RGB()), config.model.latent_dim, "normal", 0)
+            nn.Sequential(G, ToUInt8RGB()), latent_dim, "normal", 0)
         weights = (str(resolve_inception_weights().path)
                    if extractor == "inception-v3-compat" else None)
         fid = torch_fidelity.calculate_metrics(

@@ -9,9 +9,11 @@ weights, so a member pays exactly the loss a run of one with its options pays:
   `erm_weight` on the real and fake parts;
 - otherwise (alpha = 0, or the coin said no): weight 1 on the real and fake parts.
 
-Which parts exist is fixed when the population is built, so a step is the same handful of
-tensor ops whatever P is, with no host sync. All losses are computed in float32 from D's
-outputs, whatever precision D ran in.
+Which parts exist is decided on the host from the population's options and, for schedules
+(alpha annealed to 0, `mix_prob` over training), from the step alone, so a step is the same
+handful of tensor ops whatever P is, with no host sync. All losses are computed in float32
+from D's outputs, whatever precision D ran in. An optional zero-centred gradient penalty
+is paid on the rows each member is scored on.
 """
 
 from __future__ import annotations

@@ -81,6 +81,11 @@ class GANTrainer:
         loss: the `loss` config section, shared or one per member.
         train: the `train` config section (shared: batch size, n_dis, Adam settings).
         seeds: one training seed per member (default `[train.seed]`).
+        ema_decay: generator EMA decay (default `train.ema`; 0 = none): `sampler()` is then
+            the averaged generator, which hooks evaluate and draw.
+
+    Levers are data of the config: schedules of alpha, mix_prob (`loss`) and the learning
+    rate (`train`), the gradient penalty (`loss`), EMA (`train`).
 
     Members' losses are summed (not averaged), so member k's gradients, Adam updates and
     random draws are those of a run of one with member k's seed and settings.

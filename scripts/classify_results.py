@@ -12,7 +12,7 @@ from mixup_gan.classify.config import ClassifyConfig
 from mixup_gan.classify.data import load_data
 from mixup_gan.classify.runner import run_classify
 from mixup_gan.config import load_config
-from mixup_gan.toy.sweep import mean_spread
+from mixup_gan.toy.sweep.report import mean_spread
 
 METHODS = {"ERM": "configs/classify/digits_erm.yaml",
            "mixup (alpha 1)": "configs/classify/digits_mixup.yaml"}
