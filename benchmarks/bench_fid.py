@@ -43,7 +43,8 @@ def make_inputs(root: Path, n_reference: int) -> tuple[Path, Path]:
     config = load_config(None, ImageConfig, ["model.g_width=32", "model.latent_dim=64"])
     torch.manual_seed(0)
     G, _ = build_image_nets(config)
-    checkpoint = save_checkpoint({"generator": G.state_dict(),
+    checkpoint = save_checkpoint({"step": 0, "nets": {"generator": G.state_dict()},
+                                  "optimizers": {}, "rng": None, "progress": {},
                                   "config": config_to_dict(config)}, root / "g.pt")
     folder = root / "reference"
     folder.mkdir()

@@ -18,6 +18,7 @@ from .losses import (
     mixup_discriminator_loss,
 )
 from .mixup import Mixup, blend, mix_inputs, mixup_batch, mixup_criterion, sample_lam, soft_targets
+from .mixup_options import MixupOptions
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,7 @@ __all__ = [
     "GENERATOR_LOSSES",
     "Mixup",
     "MixupDiscriminatorLoss",
+    "MixupOptions",
     "TermPair",
     "blend",
     "erm_discriminator_loss",

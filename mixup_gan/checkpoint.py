@@ -2,6 +2,14 @@
 
 A crash mid-write leaves the previous checkpoint intact. Loading uses `weights_only=True`,
 so a checkpoint holds only tensors and plain Python containers.
+
+Every run's checkpoint has one layout (`training_state` builds it, every trainer uses it):
+    step        generator iterations (GAN runs) or epochs (classification) done
+    nets        {name: state dict}: generator, discriminator, ema / model
+    optimizers  {name: state dict}: generator, discriminator / model, lr_schedule
+    rng         the random streams' state: {seeds, draws} (GAN) / a torch.Generator state
+    progress    what the loop carries across steps: loss sums, divergence, best error...
+    config      the run's resolved config (added by the run folder)
 """
 
 from __future__ import annotations
@@ -50,4 +58,19 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
                               f"({reason[:100]})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a mixup-gan checkpoint (top level is not a dict)")
+    return state
+
+
+def training_state(step: int, nets: dict, optimizers: dict, rng, progress: dict) -> dict:
+    """A trainer's checkpoint state in the one layout above."""
+    return {"step": int(step), "nets": nets, "optimizers": optimizers, "rng": rng,
+            "progress": progress}
+
+
+def check_layout(state: dict, what: str = "this checkpoint") -> dict:
+    """`state` if it has the one layout; a CheckpointError for an older or foreign file."""
+    if not {"step", "nets", "optimizers", "rng", "progress"} <= set(state):
+        raise CheckpointError(f"{what} was not written by this version of mixup-gan (or is "
+                              "no training checkpoint) and cannot be resumed exactly; pass "
+                              "--overwrite to start the run again")
     return state

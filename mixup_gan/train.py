@@ -20,7 +20,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .checkpoint import CheckpointError
+from .checkpoint import check_layout, training_state
 from .ema import EMA
 from .gan_config import GANTrainConfig, LossConfig
 from .member_losses import BLOCK, DATA, LATENT, DiscriminatorPart, MemberLosses
@@ -295,38 +295,35 @@ class GANTrainer:
     # --- checkpoint state -----------------------------------------------------------------
 
     def state_dict(self) -> dict:
-        return {
-            "step": self.step,
-            "generator": unwrapped(self.G).state_dict(),
-            "discriminator": unwrapped(self.D).state_dict(),
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "rng": {"seeds": self.rng.seeds, "draws": self.draws},
-            "loss_sums": {k: v.cpu() if isinstance(v, Tensor) else v
-                          for k, v in self.loss_sums.items()},
-            "diverged_at": self.diverged_at.cpu(),
-            **({"ema": self.ema.state_dict()} if self.ema is not None else {}),
-        }
+        nets = {"generator": unwrapped(self.G).state_dict(),
+                "discriminator": unwrapped(self.D).state_dict()}
+        if self.ema is not None:
+            nets["ema"] = self.ema.state_dict()
+        return training_state(
+            self.step, nets,
+            {"generator": self.opt_g.state_dict(), "discriminator": self.opt_d.state_dict()},
+            {"seeds": self.rng.seeds, "draws": self.draws},
+            {"loss_sums": {k: v.cpu() if isinstance(v, Tensor) else v
+                           for k, v in self.loss_sums.items()},
+             "diverged_at": self.diverged_at.cpu()})
 
     def load_state_dict(self, state: dict) -> None:
-        if "rng" not in state:
-            raise CheckpointError("this checkpoint was written by an older mixup-gan (random "
-                                  "streams of another kind) and cannot be resumed exactly; "
-                                  "pass --overwrite to start the run again")
+        check_layout(state)
         if len(state["rng"]["seeds"]) != self.members:
             raise ValueError(f"checkpoint has {len(state['rng']['seeds'])} members, "
                              f"not {self.members}")
-        unwrapped(self.G).load_state_dict(state["generator"])
-        unwrapped(self.D).load_state_dict(state["discriminator"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        nets, optimizers, progress = state["nets"], state["optimizers"], state["progress"]
+        unwrapped(self.G).load_state_dict(nets["generator"])
+        unwrapped(self.D).load_state_dict(nets["discriminator"])
+        self.opt_g.load_state_dict(optimizers["generator"])
+        self.opt_d.load_state_dict(optimizers["discriminator"])
+        if self.ema is not None:
+            self.ema.load_state_dict(nets["ema"])
         self.draws = int(state["rng"]["draws"])
         self.step = int(state["step"])
         self.loss_sums = {k: v.to(self.device) if isinstance(v, Tensor) else v
-                          for k, v in state["loss_sums"].items()}
-        self.diverged_at = state["diverged_at"].to(self.device)
-        if self.ema is not None:
-            self.ema.load_state_dict(state["ema"])
+                          for k, v in progress["loss_sums"].items()}
+        self.diverged_at = progress["diverged_at"].to(self.device)
 
 
 def _outputs(out: Tensor, members: int, n: int) -> Tensor:

@@ -81,7 +81,8 @@ def tiny_checkpoint(tmp_path, name="g.pt"):
     torch.manual_seed(0)
     G, _ = build_image_nets(config)
     path = tmp_path / name
-    save_checkpoint({"generator": G.state_dict(), "config": config_to_dict(config)}, path)
+    save_checkpoint({"step": 0, "nets": {"generator": G.state_dict()}, "optimizers": {},
+                     "rng": None, "progress": {}, "config": config_to_dict(config)}, path)
     return path, G.eval()
 
 

@@ -140,8 +140,8 @@ def test_image_run_resumes_exactly_and_samples(image_config, tmp_path, monkeypat
     a = torch.load(whole / "checkpoint.pt", weights_only=True)
     b = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)
     for key in ("generator", "discriminator", "ema"):
-        for name, value in a[key].items():
-            assert torch.equal(value, b[key][name]), f"{key}.{name}"
+        for name, value in a["nets"][key].items():
+            assert torch.equal(value, b["nets"][key][name]), f"{key}.{name}"
 
     out = sample_images(whole / "checkpoint.pt", 5, tmp_path / "samples", batch_size=2)
     pngs = sorted(out.glob("*.png"))
@@ -223,17 +223,19 @@ def test_two_process_ddp_keeps_ranks_identical(image_config, tmp_path):
     # Weights match exactly. BatchNorm running statistics are not weights: DDP broadcasts
     # them from rank 0 at each forward, then each rank's own batch updates them.
     for key in ("generator", "discriminator", "ema"):
-        weights = [n for n in ranks[0][key] if "running_" not in n and "num_batches" not in n]
+        nets = [rank["nets"][key] for rank in ranks]
+        weights = [n for n in nets[0] if "running_" not in n and "num_batches" not in n]
         assert len(weights) > 10
         for name in weights:
-            assert torch.equal(ranks[0][key][name], ranks[1][key][name]), f"{key}.{name}"
+            assert torch.equal(nets[0][name], nets[1][name]), f"{key}.{name}"
     assert ranks[0]["rng"]["seeds"] != ranks[1]["rng"]["seeds"]  # own data streams
     single = image_config(*[o for o in overrides if not o.startswith("output.dir")])
     run_image(single, "single")
-    alone = torch.load(tmp_path / "single" / "checkpoint.pt", weights_only=True)["generator"]
-    assert any(not torch.equal(v, ranks[0]["generator"][k]) for k, v in alone.items())
+    alone = torch.load(tmp_path / "single" / "checkpoint.pt",
+                       weights_only=True)["nets"]["generator"]
+    assert any(not torch.equal(v, ranks[0]["nets"]["generator"][k]) for k, v in alone.items())
     saved = torch.load(tmp_path / "ddp" / "checkpoint.pt", weights_only=True)
-    assert saved["processes"] == 2
+    assert saved["progress"]["processes"] == 2
     with pytest.raises(ConfigError, match="written by 2 process"):  # one process can't resume
         run_image(load_config(None, ImageConfig, overrides), "ddp")
 

@@ -117,4 +117,4 @@ def test_toy_runs_evaluate_the_ema_and_resume_it_exactly(tiny_config, tmp_path):
     assert rows["part"] == rows["whole"]
     assert math.isfinite(whole["frechet"])
     saved = torch.load(tmp_path / "runs" / "whole" / "checkpoint.pt", weights_only=True)
-    assert "ema" in saved
+    assert "ema" in saved["nets"]

@@ -175,3 +175,22 @@ def test_cutmix_refuses_per_sample_lam_and_flat_inputs():
     with pytest.raises(ValueError, match="cutmix needs images"):
         mixup_batch(torch.randn(4, 8), torch.tensor([0, 1, 0, 1]), alpha=1.0, num_classes=2,
                     mode="cutmix")
+
+
+def test_generator_is_a_deprecated_alias_of_rng():
+    from mixup_gan import MixupDiscriminatorLoss, mixup_discriminator_loss
+
+    with pytest.warns(DeprecationWarning, match="pass rng="):
+        old = sample_lam(0.2, 5, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(old, sample_lam(0.2, 5, rng=torch.Generator().manual_seed(0)))
+    with pytest.raises(TypeError, match="rng= only"):
+        sample_lam(0.2, 5, rng=torch.Generator(), generator=torch.Generator())
+    real, fake = torch.randn(4, 2), torch.randn(4, 2)
+    with pytest.warns(DeprecationWarning):
+        a = mixup_discriminator_loss(lambda x: x.sum(1), real, fake, alpha=0.2,
+                                     generator=torch.Generator().manual_seed(1))
+    b = mixup_discriminator_loss(lambda x: x.sum(1), real, fake, alpha=0.2,
+                                 rng=torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    with pytest.warns(DeprecationWarning):
+        MixupDiscriminatorLoss(alpha=0.2, generator=torch.Generator())

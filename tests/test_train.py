@@ -13,7 +13,7 @@ from mixup_gan.train import GANTrainer, Hook
 
 
 def final_weights(run_dir):
-    return load_checkpoint(run_dir / "checkpoint.pt")["generator"]
+    return load_checkpoint(run_dir / "checkpoint.pt")["nets"]["generator"]
 
 
 def metrics(run_dir):
@@ -142,3 +142,27 @@ def test_contour_option_stores_d_on_a_grid(tiny_config, tmp_path):
     grid = snap["d_grid"]
     assert grid.shape == (100, 100) and torch.isfinite(grid).all() and float(grid.std()) > 0
     assert snap["fake"].shape == (200, 2)
+
+
+def test_a_checkpoint_of_another_layout_is_refused_by_every_trainer(tiny_config):
+    from mixup_gan.classify.config import ClassifyConfig
+    from mixup_gan.classify.runner import ClassifierTrainer
+    from mixup_gan.config import load_config
+
+    cfg = tiny_config()
+    trainer = GANTrainer(torch.nn.Linear(2, 2), torch.nn.Linear(2, 1),
+                         lambda rng, counter, n: rng.normal(counter, n, 2),
+                         latent_dim=2, loss=cfg.loss, train=cfg.train)
+    old = {"step": 3, "generator": {}, "rngs": []}  # the layout before the one layout
+    with pytest.raises(CheckpointError, match="not written by this version"):
+        trainer.load_state_dict(old)
+    state = trainer.state_dict()
+    assert set(state) == {"step", "nets", "optimizers", "rng", "progress"}
+    pytest.importorskip("sklearn")
+    from mixup_gan.classify.data import load_data
+
+    config = load_config(None, ClassifyConfig, ["train.device=cpu"])
+    classifier = ClassifierTrainer(config, load_data(config.data), torch.device("cpu"))
+    assert set(classifier.state_dict()) == set(state)  # one layout for every trainer
+    with pytest.raises(CheckpointError, match="not written by this version"):
+        classifier.load_state_dict(old)

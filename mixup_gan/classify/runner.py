@@ -12,6 +12,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from ..checkpoint import check_layout, training_state
 from ..mixup import mixup_batch
 from ..run_folder import RunFolder
 from ..runs import Run, execute
@@ -135,16 +136,19 @@ class ClassifierTrainer:
                 bar.update(1)
 
     def state_dict(self) -> dict:
-        return {"step": self.step, "best_test_error": self.best,
-                "model": self.model.state_dict(), "optimizer": self.opt.state_dict(),
-                "schedule": self.schedule.state_dict(), "rng": self.rng.get_state()}
+        return training_state(
+            self.step, {"model": self.model.state_dict()},
+            {"model": self.opt.state_dict(), "lr_schedule": self.schedule.state_dict()},
+            self.rng.get_state(), {"best_test_error": self.best})
 
     def load_state_dict(self, state: dict) -> None:
-        self.model.load_state_dict(state["model"])
-        self.opt.load_state_dict(state["optimizer"])
-        self.schedule.load_state_dict(state["schedule"])
+        check_layout(state)
+        self.model.load_state_dict(state["nets"]["model"])
+        self.opt.load_state_dict(state["optimizers"]["model"])
+        self.schedule.load_state_dict(state["optimizers"]["lr_schedule"])
         self.rng.set_state(state["rng"])
-        self.step, self.best = int(state["step"]), float(state["best_test_error"])
+        self.step = int(state["step"])
+        self.best = float(state["progress"]["best_test_error"])
 
 
 def run_classify(config: ClassifyConfig, name: str, *, overwrite: bool = False,

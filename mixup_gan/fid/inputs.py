@@ -198,8 +198,9 @@ def generator_input(path: Path, state: dict, n: int, device: torch.device,
         raise FIDError(f"{path} is a checkpoint: pass load_generator (e.g. mixup_gan.image."
                        "generator.load_generator) to sample it")
     G, latent_dim = load_generator(path, state)
+    weights = "EMA" if "ema" in state.get("nets", {}) else "live"
     return GeneratorInput(generator_model(G.to(device), latent_dim),
-                          f"generator {path} ({'EMA' if 'ema' in state else 'live'} weights, "
+                          f"generator {path} ({weights} weights, "
                           f"{n} samples)", n)
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 from torchvision.utils import save_image
 
-from ..checkpoint import CheckpointError, load_checkpoint
+from ..checkpoint import CheckpointError, check_layout, load_checkpoint
 from ..config import ConfigError, config_from_dict
 from ..run_folder import make_folder
 from ..runtime import resolve_device
@@ -38,7 +38,8 @@ def load_generator_and_config(checkpoint: str | Path, state: dict | None = None,
     state = load_checkpoint(checkpoint) if state is None else state
     try:
         config = config_from_dict(state.get("config"), ImageConfig, source=str(checkpoint))
-        weights = state["ema"] if use_ema and "ema" in state else state["generator"]
+        nets = check_layout(state, str(checkpoint))["nets"]
+        weights = nets["ema"] if use_ema and "ema" in nets else nets["generator"]
         G = build_image_nets(config)[0]
         G.load_state_dict(weights)
     except (ConfigError, KeyError, RuntimeError) as exc:

@@ -10,6 +10,8 @@ import torch
 from torchvision.utils import save_image
 
 from .. import distributed
+from ..checkpoint import check_layout
+from ..config import ConfigError
 from ..run_folder import RunFolder
 from ..runs import Run, execute
 from ..runtime import bf16_autocast, eval_noise, stream_seed
@@ -100,15 +102,15 @@ class ProcessCountTrainer(GANTrainer):
         self.processes, self.checkpoint = processes, checkpoint
 
     def state_dict(self) -> dict:
-        return {**super().state_dict(), "processes": self.processes}
+        state = super().state_dict()
+        state["progress"]["processes"] = self.processes
+        return state
 
     def load_state_dict(self, state: dict) -> None:
-        from ..config import ConfigError
-
-        if state.get("processes", 1) != self.processes:
-            raise ConfigError(f"{self.checkpoint} was written by {state.get('processes', 1)} "
-                              f"process(es); resume it with the same number, not "
-                              f"{self.processes}")
+        written = check_layout(state, str(self.checkpoint))["progress"].get("processes", 1)
+        if written != self.processes:
+            raise ConfigError(f"{self.checkpoint} was written by {written} process(es); "
+                              f"resume it with the same number, not {self.processes}")
         super().load_state_dict(state)
 
 
