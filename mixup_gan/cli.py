@@ -127,7 +127,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from .toy.sweep import run_sweep
 
     root = run_sweep(args.config, args.overrides, progress=not args.no_progress,
-                     report=args.report)
+                     report=args.report, overwrite=args.overwrite)
     print(f"\nsweep folder: {root}\n")
     print((root / "summary.md").read_text())
     for name in ("results.csv", "results.jsonl", "summary.md", "summary.png", "snapshots.png"):
@@ -219,6 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     sweep.add_argument("--report", action="store_true",
                        help="train nothing; write results and figures of what is done so far")
+    sweep.add_argument("--overwrite", action="store_true",
+                       help="train every population again from scratch (a changed training key)")
     sweep.set_defaults(func=cmd_sweep)
 
     data = sub.add_parser("toy-data", help="regenerate the reference point sets in toy_data/")

@@ -97,3 +97,17 @@ def test_every_image_reader_takes_the_same_files(tmp_path):
                       verbose=False, device="cpu", cache_dir=tmp_path / "cache")
     assert report["metrics"]["fid"] >= 0.0  # a set against itself: never a tiny negative
     assert "3 images" in report["generated"]
+
+
+def test_a_sweep_with_another_training_key_is_refused_then_overwritten(tmp_path):
+    from mixup_gan.config import ConfigError
+
+    path = tmp_path / "s.yaml"
+    path.write_text(SWEEP.format(steps=2, every=2, out=tmp_path / "out"))
+    run_sweep(path, progress=False)
+    path.write_text(SWEEP.format(steps=2, every=2, out=tmp_path / "out")
+                    .replace("train.n_dis: 1", "train.n_dis: 2"))
+    with pytest.raises(ConfigError, match="train.n_dis: 1 -> 2"):
+        run_sweep(path, progress=False)
+    root = run_sweep(path, progress=False, overwrite=True)
+    assert (root / "results.jsonl").read_text().count('"step": 2') == 2

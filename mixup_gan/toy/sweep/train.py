@@ -20,8 +20,10 @@ from .grid import SweepConfig, SweepRun, expand, group_name, populations, sweep_
 from .report import write_results
 
 
-def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm) -> None:
-    """Train one population to its last step, resuming from its checkpoint."""
+def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm, *,
+                     overwrite: bool = False) -> None:
+    """Train one population to its last step, resuming from its checkpoint (or starting
+    again with `overwrite`)."""
     shared = members[0].config
     device = resolve_device(shared.train.device)
     dists = [make_distribution(r.config.data.name, scale=r.config.data.scale,
@@ -55,16 +57,18 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm) -> N
 
     record = {r.id: config_to_dict(r.config) for r in members}
     execute(Run(folder, record, trainer, shared.train.steps, device,
-                shared.output.checkpoint_every, progress=False, members=True, hooks=hooks))
+                shared.output.checkpoint_every, overwrite=overwrite, progress=False,
+                members=True, hooks=hooks))
 
 
 def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = True,
-              report: bool = False) -> Path:
+              report: bool = False, overwrite: bool = False) -> Path:
     """Run (or continue) a sweep file; returns the sweep's folder.
 
-    Every run is checked before anything trains. `report=True` trains nothing: it writes the
-    results and figures of what has been trained so far (unfinished runs appear with the last
-    step they logged).
+    Every run is checked before anything trains. `overwrite` trains every population again
+    from scratch (deleting only population folders this package made). `report=True` trains
+    nothing: it writes the results and figures of what has been trained so far (unfinished
+    runs appear with the last step they logged).
     """
     path = Path(path)
     sweep = load_config(path, SweepConfig, overrides)
@@ -84,7 +88,8 @@ def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = T
                       dynamic_ncols=True) as bar:
                 for members in groups:
                     train_population(members, RunFolder(root / "populations",
-                                                        group_name(members)), bar)
+                                                        group_name(members)), bar,
+                                     overwrite=overwrite)
         write_results(root, runs, groups)
     finally:
         lock.release()
