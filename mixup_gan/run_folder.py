@@ -130,11 +130,13 @@ class RunFolder:
         """
         make_folder(self.root, "output.dir")
         self.lock.acquire(str(self.path))
+        foreign = (self.path.is_dir() and any(self.path.iterdir())
+                   and not is_run_folder(self.path))
+        if foreign:  # never mix a run into (or later delete) someone else's files
+            raise ConfigError(f"output.name: {self.path} holds files but is not a mixup-gan run "
+                              f"folder: refusing to {'delete' if overwrite else 'write into'} "
+                              "it; choose another output.name")
         if overwrite and self.path.exists():
-            if not is_run_folder(self.path):
-                raise ConfigError(f"--overwrite: {self.path} is not a mixup-gan run folder (no "
-                                  "config.yaml and checkpoint.pt): refusing to delete it; "
-                                  "choose another output.name")
             shutil.rmtree(self.path)
         make_folder(self.path, "output.dir")
         (self.path / MARKER).touch()
