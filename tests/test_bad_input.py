@@ -111,6 +111,8 @@ CASES = [
     ("image d_norm", [*IMAGE, *s("model.d_norm=layer")], "model.d_norm"),
     ("image channels", [*IMAGE, *s("data.channels=2")], "data.channels"),
     ("image device", [*IMAGE, *s("train.device=banana")], "train.device"),
+    ("image output under a file", [*IMAGE, *s("data.name=digits"), *s("data.channels=1"),
+                                   *s("output.dir={ws}/file/x")], "output.dir"),
     ("image fid extractor", [*IMAGE, *s("data.name=digits"), *s("data.channels=1"),
                              *s("eval.fid_every=1"), *s("eval.fid_extractor=nope")], "nope"),
     # classification runs

@@ -173,6 +173,37 @@ def test_saved_statistics_replace_the_reference_and_check_the_extractor(tmp_path
         evaluate(a, str(stats), feature_extractor="pixel-pool-copy", verbose=False)
 
 
+def test_a_statistics_file_of_another_extractor_costs_no_feature_pass(tmp_path, monkeypatch):
+    from torch_fidelity import register_feature_extractor
+    from torch_fidelity.registry import FEATURE_EXTRACTORS_REGISTRY
+
+    from mixup_gan.fid import PixelPool
+
+    a = write_folder(tmp_path / "a", blocky(20, 6))
+    stats = tmp_path / "stats.pt"
+    evaluate(a, a, save_stats=str(stats), **PIX)
+    if "pixel-pool-copy" not in FEATURE_EXTRACTORS_REGISTRY:
+        register_feature_extractor("pixel-pool-copy", PixelPool)
+
+    def no_features(*args, **kwargs):
+        raise AssertionError("features were computed before the statistics were checked")
+
+    monkeypatch.setattr(FIDEvaluator, "features", no_features)
+    with pytest.raises(FIDError, match="computed with extractor pixel-pool"):
+        evaluate(a, str(stats), feature_extractor="pixel-pool-copy", verbose=False)
+
+
+def test_digits_32_without_scikit_learn_names_the_dataset(monkeypatch):
+    import sys
+
+    from mixup_gan.fid.inputs import _digits_32
+
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import fails
+    with pytest.raises(FIDError, match="the digits-32 dataset needs scikit-learn") as info:
+        _digits_32(None, False)
+    assert "data.name" not in str(info.value)
+
+
 def test_bad_inputs_are_clear_errors(tmp_path, tiny_config):
     good = write_folder(tmp_path / "good", blocky(4, 8))
     (tmp_path / "empty").mkdir()
