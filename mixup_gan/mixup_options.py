@@ -13,6 +13,16 @@ from .mixup import DISTRIBUTIONS
 PAIRINGS: tuple[str, ...] = ("real-fake", "pool")
 
 
+def alpha_problem(distribution: str, alpha: float) -> tuple[str, str] | None:
+    """The rule every alpha obeys beyond its range, as a config `check` result: finite, and
+    at most 1 for Uniform(0, alpha), which would extrapolate instead of interpolating."""
+    if alpha == float("inf"):
+        return "alpha", "must be finite"
+    if distribution == "uniform" and alpha > 1:
+        return "alpha", f"{alpha!r} must be <= 1 with distribution 'uniform'"
+    return None
+
+
 @dataclass(frozen=True)
 class MixupOptions:
     """How D's batch is mixed. `alpha = 0` is the plain ERM loss, exactly.
@@ -35,12 +45,7 @@ class MixupOptions:
 
     def check(self) -> tuple[str, str] | None:
         """Rules that tie fields together (the loader reports them with the file and key)."""
-        if self.alpha == float("inf"):
-            return "alpha", "must be finite"
-        if self.distribution == "uniform" and self.alpha > 1:
-            # Uniform(0, alpha) with alpha > 1 would extrapolate instead of interpolating.
-            return "alpha", f"{self.alpha!r} must be <= 1 with distribution 'uniform'"
-        return None
+        return alpha_problem(self.distribution, self.alpha)
 
     @classmethod
     def create(cls, **values) -> MixupOptions:

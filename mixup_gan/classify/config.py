@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from ..config import OutputConfig, check_device, option
 from ..mixup import DISTRIBUTIONS
+from ..mixup_options import alpha_problem
 
 
 @dataclass
@@ -39,9 +40,7 @@ class ClassifyLossConfig:
     def check(self) -> tuple[str, str] | None:
         if self.mode == "cutmix" and self.per_sample:
             return "per_sample", "cutmix draws one box, so one lam, per batch"
-        if self.distribution == "uniform" and self.alpha > 1:
-            return "alpha", f"{self.alpha!r} must be <= 1 with distribution 'uniform'"
-        return None
+        return alpha_problem(self.distribution, self.alpha)
 
 
 @dataclass
