@@ -53,8 +53,12 @@ class MemberSchedules:
     """P members' schedules of one value, evaluated together: `at(step)` -> (P,) multipliers."""
 
     def __init__(self, schedules: Sequence[Schedule], last: int, device) -> None:
-        self.schedules, self.last = list(schedules), last
         self.constant = all(s.constant for s in schedules)
+        # A multiplier is 0 exactly from its `end` on when `final` is 0 (t reaches 1 there),
+        # so the first step where some member's is 0 is known now, not re-derived per step.
+        ends = [s.end if s.end is not None else last
+                for s in schedules if not s.constant and s.final == 0]
+        self.first_zero = min(ends, default=None)
         if self.constant:
             return
 
@@ -71,7 +75,7 @@ class MemberSchedules:
     def any_zero(self, step: int) -> bool:
         """Whether some member's multiplier is 0 at `step` (decided on the host: schedules are
         functions of the step, so this costs no sync)."""
-        return any(s.multiplier(step, self.last) == 0 for s in self.schedules)
+        return self.first_zero is not None and step >= self.first_zero
 
     def at(self, step: int) -> Tensor | None:
         """The multipliers at `step`, or None when every schedule is constant."""

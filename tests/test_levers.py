@@ -26,9 +26,10 @@ def test_schedules_move_the_multiplier_from_1_to_final():
     assert Schedule().multiplier(7, 10) == 1.0
     schedules = [linear, cosine, Schedule()]
     members = MemberSchedules(schedules, 100, "cpu")
-    for step in (0, 15, 25, 50, 99):
+    for step in (0, 15, 25, 29, 30, 50, 99, 100):
         expected = [s.multiplier(step, 100) for s in schedules]
         torch.testing.assert_close(members.at(step), torch.tensor(expected))
+        assert members.any_zero(step) == any(m == 0 for m in expected)
 
 
 def test_alpha_annealed_to_zero_becomes_the_plain_loss():
