@@ -7,7 +7,7 @@ import torch
 
 from mixup_gan.config import ConfigError
 from mixup_gan.gan_config import GANTrainConfig, LossConfig
-from mixup_gan.toy.config import ToyModelConfig
+from mixup_gan.toy.config import ToyConfig, ToyModelConfig
 from mixup_gan.toy.data import grid, ring
 from mixup_gan.toy.runner import build_toy_trainer
 from mixup_gan.toy.sweep import SweepConfig, expand, populations, run_sweep
@@ -105,6 +105,33 @@ def test_grouping_into_populations():
         assert len({r.config.loss.alpha == 0 for r in members}) == 1
 
 
+def test_cases_are_settings_crossed_with_the_grid():
+    sweep = SweepConfig(cases=[{}, {"loss.alpha": 0.5, "train.lr_schedule.kind": "linear"},
+                               {"loss.alpha": 1}],
+                        grid={"data.name": ["ring", "grid"]}, seeds=[0, 1])
+    runs = expand(sweep, "test")
+    assert len(runs) == 12 and len({r.id for r in runs}) == 12
+    # every run shows every case key, the resolved (checked, converted) value where its case
+    # leaves one out, then the grid keys and the seed
+    assert {tuple(r.values) for r in runs} == {
+        ("loss.alpha", "train.lr_schedule.kind", "data.name", "train.seed")}
+    first, second, third = runs[0], runs[4], runs[8]
+    assert first.values["loss.alpha"] == ToyConfig().loss.alpha == first.config.loss.alpha
+    assert first.values["train.lr_schedule.kind"] == "constant"
+    assert (second.values["loss.alpha"], second.config.train.lr_schedule.kind) == (0.5, "linear")
+    assert third.values["loss.alpha"] == 1.0 and isinstance(third.values["loss.alpha"], float)
+    assert [r.values["data.name"] for r in runs[:4]] == ["ring", "ring", "grid", "grid"]
+
+
+def test_penalized_runs_train_apart():
+    """A population pays for the penalty's double backward if any member has one, so runs
+    with and without it are grouped apart."""
+    sweep = SweepConfig(grid={"loss.gradient_penalty": [0, 0.5, 1]}, seeds=[0, 1])
+    groups = populations(expand(sweep, "test"), sweep.population)
+    assert sorted(sorted(r.config.loss.gradient_penalty for r in g) for g in groups) == [
+        [0, 0], [0.5, 0.5, 1, 1]]
+
+
 @pytest.mark.parametrize(
     ("body", "match"),
     [
@@ -119,6 +146,12 @@ def test_grouping_into_populations():
         ("grid:\n  loss.alpha: [0.1]\nset:\n  train.steps: 0\n",
          r"set: train.steps: 0 must be > 0"),
         ("population: 0\n", r"population: 0 must be > 0"),
+        ("cases:\n  - {train.seed: 1}\n", r"cases\[0\].train.seed: list seeds under"),
+        ("cases:\n  - {}\n  - {loss.alpha: 1}\ngrid:\n  loss.alpha: [0]\n",
+         r"cases\[1\].loss.alpha is also a grid key"),
+        ("cases:\n  - {loss.alfa: 1}\n", r"run loss.alfa=1.*unknown key 'loss.alfa'"),
+        ("cases:\n  - {loss.alpha: -1}\n", r"loss.alpha: -1.0 must be >= 0"),
+        ("cases: {loss.alpha: 1}\n", r"cases: expected a list"),
     ],
 )
 def test_bad_sweeps_fail_before_training(tmp_path, monkeypatch, body, match):
@@ -162,6 +195,33 @@ def test_sweep_end_to_end_and_resume(tmp_path, monkeypatch):
     assert steps == [3, 3, 3]  # the first population (3 runs) logged step 3, then died
     resumed = run_sweep(path, progress=False)
     assert (resumed / "results.jsonl").read_text() == (whole / "results.jsonl").read_text()
+
+
+def test_an_ablation_of_cases_end_to_end(tmp_path):
+    """One lever added at a time: the tables show each case's values for every run, the
+    figures are per setting (no alpha axis), and the same members train as a sweep of the
+    same settings written as a grid."""
+    cases = TINY.format(out=tmp_path / "a").replace("  loss.alpha: [0, 0.2]\n", "").replace(
+        "grid:", "cases:\n  - {}\n  - {train.lr_schedule.kind: linear}\n"
+        "  - {train.lr_schedule.kind: linear, loss.gradient_penalty: 1}\ngrid:")
+    root = run_sweep(write_sweep(tmp_path, cases), progress=False)
+    table = (root / "summary.md").read_text().splitlines()
+    assert table[0].startswith("| train.lr_schedule.kind | loss.gradient_penalty | data.name "
+                               "| seeds |")
+    assert [line.split(" | ")[:3] for line in table[2:]] == [
+        ["| constant", "0.0", "ring"], ["| constant", "0.0", "grid"],
+        ["| linear", "0.0", "ring"], ["| linear", "0.0", "grid"],
+        ["| linear", "1.0", "ring"], ["| linear", "1.0", "grid"]]
+    assert (root / "summary.png").is_file() and (root / "snapshots.png").is_file()
+    grid = TINY.replace("  loss.alpha: [0, 0.2]\n", "  train.lr_schedule.kind: [linear]\n"
+                        "  loss.gradient_penalty: [1]\n")
+    alone = run_sweep(write_sweep(tmp_path, grid.format(out=tmp_path / "b")), progress=False)
+    final = {}
+    for folder in (root, alone):
+        rows = [json.loads(line) for line in (folder / "results.jsonl").read_text().splitlines()]
+        final[folder] = [(r["data.name"], r["train.seed"], r["step"], r["frechet"])
+                         for r in rows if r["loss.gradient_penalty"] == 1]
+    assert final[root] == final[alone] and len(final[alone]) == 8
 
 
 def test_a_reference_that_does_not_match_the_data_is_refused(tmp_path):

@@ -1,6 +1,8 @@
-"""Sweep figures from plain result rows: final metrics against alpha with spread over seeds
-(summary.png), and the first seed's final samples over the points each run was judged on
-(snapshots.png, from the populations' final_samples.pt)."""
+"""Sweep figures from plain result rows. With alpha in the grid: final metrics against alpha
+with spread over seeds (summary.png) and the first seed's final samples, one column per alpha
+(snapshots.png). Otherwise (an ablation of cases): every seed's final metrics per setting
+(summary.png) and every seed's final samples, one row per setting (snapshots.png). Samples
+come from the populations' final_samples.pt, drawn over the points each run was judged on."""
 
 from __future__ import annotations
 
@@ -18,18 +20,22 @@ X_KEY = "loss.alpha"
 def save_sweep_figures(root: Path, keys: list[str], final: dict[str, dict]) -> None:
     """summary.png and snapshots.png; `keys`: the grid keys but the seed; `final`: each run's
     last row (grid values included), by run id."""
-    if not final or X_KEY not in keys:
+    if not final:
+        return
+    rows = list(final.values())
+    if X_KEY not in keys:
+        save_settings_figure(root / "summary.png", rows, keys)
+        save_seed_snapshots(root, rows, keys)
         return
     others = [k for k in keys if k != X_KEY]
-    rows = list(final.values())
     combos = list(dict.fromkeys(tuple(r[k] for k in others) for r in rows))
     save_metric_figure(root / "summary.png", rows, others, combos)
     save_snapshot_figure(root, rows, others, combos)
 
 
 def _label(keys: list[str], combo: tuple, skip: str = "") -> str:
-    return ", ".join(f"{k.split('.')[-1]} {v}" for k, v in zip(keys, combo, strict=True)
-                     if k != skip)
+    return ", ".join(str(v) if k == "data.name" else f"{k.split('.')[-1]} {v}"
+                     for k, v in zip(keys, combo, strict=True) if k != skip)
 
 
 def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) -> None:
@@ -70,14 +76,20 @@ def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) ->
     plt.close(fig)
 
 
-def save_snapshot_figure(root: Path, rows: list[dict], keys: list[str], combos) -> None:
-    """Final samples of the first seed: one row per setting, one column per alpha."""
+def _final_samples(root: Path) -> tuple[dict, dict, dict]:
+    """Each finished run's final samples, the points it was judged on, its plot limit."""
     samples, reals, limits = {}, {}, {}
     for path in (root / "populations").glob("*/final_samples.pt"):
         state = torch.load(path, weights_only=True)
         for k, run_id in enumerate(state["ids"]):
             samples[run_id], reals[run_id] = state["fake"][k], state["real"][k]
             limits[run_id] = state["limits"][k]
+    return samples, reals, limits
+
+
+def save_snapshot_figure(root: Path, rows: list[dict], keys: list[str], combos) -> None:
+    """Final samples of the first seed: one row per setting, one column per alpha."""
+    samples, reals, limits = _final_samples(root)
     first_seed = rows[0]["train.seed"]
     alphas = sorted({r[X_KEY] for r in rows})
     grid_rows, limit = [], 1.5
@@ -94,3 +106,60 @@ def save_snapshot_figure(root: Path, rows: list[dict], keys: list[str], combos) 
     if grid_rows:
         save_grid(root / "snapshots.png", grid_rows, limit,
                   title=f"final samples, seed {first_seed}; columns: alpha {alphas}")
+
+
+def _settings(rows: list[dict], keys: list[str]) -> dict[tuple, list[dict]]:
+    """Rows by setting (the values of `keys`), in the sweep's order, each seed's row in turn."""
+    settings: dict[tuple, list[dict]] = {}
+    for row in rows:
+        settings.setdefault(tuple(row[k] for k in keys), []).append(row)
+    return settings
+
+
+def save_settings_figure(path: Path, rows: list[dict], keys: list[str]) -> None:
+    """Modes covered and high-quality share per setting: one dot per seed, a bar at the
+    mean; one column per dataset."""
+    others = [k for k in keys if k != "data.name"]
+    datasets = list(dict.fromkeys(r["data.name"] for r in rows))
+    settings = _settings(rows, others)
+    fig, axes = plt.subplots(2, len(datasets), squeeze=False, dpi=120,
+                             figsize=(max(3.0, 1.3 * len(settings)) * len(datasets), 6.5))
+    for col, dataset in enumerate(datasets):
+        for row, metric in enumerate(("modes", "hq_share")):
+            ax = axes[row][col]
+            for x, done in enumerate(settings.values()):
+                values = [r[metric] for r in done if r["data.name"] == dataset
+                          and r.get(metric) is not None]
+                if values:
+                    ax.bar(x, statistics.mean(values), color="C0", alpha=0.35, width=0.6)
+                    ax.plot([x] * len(values), values, "o", color="C0", ms=4)
+            ax.set_xticks(range(len(settings)), ["\n".join(map(str, s)) for s in settings],
+                          fontsize=7)
+            ax.set_xlabel(" / ".join(k.split(".")[-1] for k in others), fontsize=8)
+            ax.grid(alpha=0.3, axis="y")
+        dist = make_distribution(dataset) if dataset != "points" else None
+        if dist is not None and dist.has_modes:
+            axes[0][col].axhline(len(dist.centers), color="grey", lw=0.8, ls="--")
+        axes[0][col].set_title(dataset)
+        axes[0][col].set_ylabel("modes covered")
+        axes[1][col].set_ylabel("high-quality share")
+        axes[1][col].set_ylim(0, 1.02)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def save_seed_snapshots(root: Path, rows: list[dict], keys: list[str]) -> None:
+    """Every seed's final samples: one row per setting, one column per seed."""
+    samples, reals, limits = _final_samples(root)
+    grid_rows, limit = [], 1.5
+    for setting, done in _settings(rows, keys).items():
+        done = [r for r in done if r["run"] in samples]
+        if done:
+            limit = limits[done[0]["run"]]
+            snaps = [Snapshot(r["step"], samples[r["run"]], title=f"seed {r['train.seed']}")
+                     for r in done]
+            grid_rows.append((_label(keys, setting).replace(", ", "\n"),
+                              reals[done[0]["run"]], snaps))
+    if grid_rows:
+        save_grid(root / "snapshots.png", grid_rows, limit, title="final samples")

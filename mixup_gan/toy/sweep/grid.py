@@ -31,6 +31,9 @@ class SweepConfig:
     base: str | None = option(None, doc="run config every run starts from (cwd-relative)")
     set: dict[str, Any] = option({}, doc="overrides applied to every run")
     grid: dict[str, list[Any]] = option({}, doc="config key -> values; runs = product x seeds")
+    cases: list[dict[str, Any]] = option(
+        [], doc="settings, each a mapping of config keys to values (e.g. one lever added at "
+                "a time); runs = cases x grid product x seeds")
     seeds: list[int] = option([0, 1, 2])
     population: int = option(30, gt=0, doc="most members trained together")
     output: str = option("runs/sweeps", doc="folder for this sweep's results")
@@ -52,12 +55,17 @@ def _flat(config: ToyConfig) -> dict[str, Any]:
             for key, value in values.items()}
 
 
-def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
-    """All runs of the sweep, each config fully checked (its reference points too); errors
-    name the sweep file, the run and the key."""
-    if not sweep.grid:
+def _lookup(data: dict, path: str) -> Any:
+    """The value at a key path of a checked config (so every case shows the same type)."""
+    for key in path.split("."):
+        data = data.get(key) if isinstance(data, dict) else None
+    return data
+
+
+def _check(sweep: SweepConfig, source: str) -> None:
+    if not sweep.grid and not sweep.cases:
         raise ConfigError(f"{source}: grid is empty: name at least one key to sweep, e.g. "
-                          "'loss.alpha: [0, 0.2]'")
+                          "'loss.alpha: [0, 0.2]', or list cases")
     if not sweep.seeds:
         raise ConfigError(f"{source}: seeds is empty")
     empty = [k for k, values in sweep.grid.items() if not values]
@@ -65,18 +73,38 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
         raise ConfigError(f"{source}: grid.{empty[0]} has no values")
     if "train.seed" in sweep.grid:
         raise ConfigError(f"{source}: grid.train.seed: list seeds under 'seeds' instead")
+    for i, case in enumerate(sweep.cases):
+        if "train.seed" in case:
+            raise ConfigError(f"{source}: cases[{i}].train.seed: list seeds under 'seeds' "
+                              "instead")
+        both = [k for k in case if k in sweep.grid]
+        if both:
+            raise ConfigError(f"{source}: cases[{i}].{both[0]} is also a grid key: set it "
+                              "in one place")
+
+
+def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
+    """All runs of the sweep, each config fully checked (its reference points too); errors
+    name the sweep file, the run and the key. Every run's `values` hold the same keys: the
+    keys any case sets (the resolved value where a case leaves one out), the grid's, the
+    seed."""
+    _check(sweep, source)
     base = load_config(sweep.base, ToyConfig) if sweep.base else ToyConfig()
     base_dict = apply_overrides(config_to_dict(base), sweep.set)
     config_from_dict(base_dict, ToyConfig, source=f"{source}: set")
     keys = list(sweep.grid)
+    case_keys = list(dict.fromkeys(k for case in sweep.cases for k in case))
     runs, checked = [], set()
-    for combo in itertools.product(*(sweep.grid[k] for k in keys)):
+    for case, combo in itertools.product(sweep.cases or [{}],
+                                         itertools.product(*(sweep.grid[k] for k in keys))):
         for seed in sweep.seeds:
-            values = {**dict(zip(keys, combo, strict=True)), "train.seed": seed}
-            run_id = ",".join(f"{k}={v}" for k, v in values.items())
-            where = f"{source}: run {run_id}"
+            values = {**case, **dict(zip(keys, combo, strict=True)), "train.seed": seed}
+            where = f"{source}: run {_run_id(values)}"
             config = config_from_dict(apply_overrides(base_dict, values), ToyConfig,
                                       source=where)
+            resolved = config_to_dict(config)
+            values = {**{k: _lookup(resolved, k) for k in case_keys},
+                      **dict(zip(keys, combo, strict=True)), "train.seed": seed}
             data = (config.data.name, config.data.scale, config.data.path, config.data.reference)
             if data not in checked:  # the same data and reference are checked once
                 try:
@@ -85,14 +113,20 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
                 except (ConfigError, ValueError) as exc:
                     raise ConfigError(f"{where}: {exc}") from None
                 checked.add(data)
-            runs.append(SweepRun(run_id, values, config, _flat(config)))
+            runs.append(SweepRun(_run_id(values), values, config, _flat(config)))
     return runs
 
 
+def _run_id(values: dict[str, Any]) -> str:
+    return ",".join(f"{k}={v}" for k, v in values.items())
+
+
 def _rows_class(config: ToyConfig) -> tuple:
-    """What decides which parts D scores per step (a population computes every member's)."""
+    """What decides which parts D scores per step and whether a step pays for a double
+    backward (a population computes every member's parts, and the penalty if any has one)."""
     loss = config.loss
-    return (loss.alpha == 0, loss.pairing, loss.erm_weight > 0, loss.mix_prob < 1)
+    return (loss.alpha == 0, loss.pairing, loss.erm_weight > 0, loss.mix_prob < 1,
+            loss.gradient_penalty > 0)
 
 
 def populations(runs: list[SweepRun], max_members: int) -> list[list[SweepRun]]:
