@@ -18,7 +18,9 @@ from .run_folder import make_folder
 from .runtime import TrainingDiverged
 from .toy.data import PointFileError
 
-USER_ERRORS = (ConfigError, PointFileError, CheckpointError, FileNotFoundError, ValueError)
+# A bare ValueError is a bug (configs and inputs are checked before any work): it keeps its
+# traceback. FIDError is a ConfigError.
+USER_ERRORS = (ConfigError, PointFileError, CheckpointError, FileNotFoundError)
 
 
 def check_output_file(path: Path, flag: str) -> None:

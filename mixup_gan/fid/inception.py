@@ -24,11 +24,12 @@ import torch
 from torch_fidelity.feature_extractor_inceptionv3 import URL_INCEPTION_V3
 
 from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from ..config import ConfigError
 
 
-class FIDError(ValueError):
+class FIDError(ConfigError):
     """A user-facing evaluation error (bad input, missing weights, mismatched statistics);
-    a ValueError, so the command line reports it in one line (exit status 2)."""
+    a ConfigError, so the command line reports it in one line (exit status 2)."""
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..config import ConfigError
+
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
 
 
@@ -203,9 +205,10 @@ def make_distribution(name: str, *, scale: str = "paper", path: str | None = Non
     """Build a toy distribution from config values (`data.name`, `data.scale`, `data.path`)."""
     if name == "points":
         if not path:
-            raise ValueError("data.path is required when data.name is 'points'")
+            raise ConfigError("data.path is required when data.name is 'points'")
         return point_file(path)
     builders = {"ring": ring, "grid": grid, "swissroll": swissroll}
     if name not in builders:
-        raise ValueError(f"unknown toy dataset {name!r}; choose one of {sorted(builders)}")
+        raise ConfigError(f"data.name: unknown toy dataset {name!r}; choose one of "
+                          f"{sorted(builders)}")
     return builders[name](scale)
