@@ -59,14 +59,16 @@ def save_snapshot(path: Path, real: Tensor, snap: Snapshot, limit: float) -> Non
 
 
 def save_grid(path: Path, rows: Sequence[tuple[str, Tensor, Sequence[Snapshot]]],
-              limit: float, title: str = "") -> None:
-    """Rows of snapshots, like the paper's Figure 5; each row is (label, real, snapshots)."""
+              limit: float | Sequence[float], title: str = "") -> None:
+    """Rows of snapshots, like the paper's Figure 5; each row is (label, real, snapshots),
+    drawn over [-limit, limit]^2 (one limit, or one per row: datasets differ in size)."""
+    limits = [limit] * len(rows) if isinstance(limit, (int, float)) else list(limit)
     n_cols = max(len(snaps) for _, _, snaps in rows)
     fig, axes = plt.subplots(len(rows), n_cols, figsize=(2.2 * n_cols, 2.3 * len(rows) + 0.3),
                              dpi=120, squeeze=False)
-    for ax_row, (label, real, snaps) in zip(axes, rows, strict=True):
+    for ax_row, (label, real, snaps), row_limit in zip(axes, rows, limits, strict=True):
         for ax, snap in zip(ax_row, snaps, strict=False):
-            draw_snapshot(ax, real, snap, limit)
+            draw_snapshot(ax, real, snap, row_limit)
         for ax in ax_row[len(snaps):]:
             ax.axis("off")
         if label:

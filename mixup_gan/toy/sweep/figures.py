@@ -92,19 +92,19 @@ def save_snapshot_figure(root: Path, rows: list[dict], keys: list[str], combos) 
     samples, reals, limits = _final_samples(root)
     first_seed = rows[0]["train.seed"]
     alphas = sorted({r[X_KEY] for r in rows})
-    grid_rows, limit = [], 1.5
+    grid_rows, row_limits = [], []
     for combo in combos:
         chosen = {r[X_KEY]: r for r in rows if r["train.seed"] == first_seed
                   and tuple(r[k] for k in keys) == combo}
         if not chosen or any(r["run"] not in samples for r in chosen.values()):
             continue
         some = next(iter(chosen.values()))["run"]
-        limit = limits[some]
+        row_limits.append(limits[some])
         snaps = [Snapshot(chosen[a]["step"], samples[chosen[a]["run"]], title=f"alpha {a}")
                  for a in alphas if a in chosen]
         grid_rows.append((_label(keys, combo), reals[some], snaps))
     if grid_rows:
-        save_grid(root / "snapshots.png", grid_rows, limit,
+        save_grid(root / "snapshots.png", grid_rows, row_limits,
                   title=f"final samples, seed {first_seed}; columns: alpha {alphas}")
 
 
@@ -152,14 +152,14 @@ def save_settings_figure(path: Path, rows: list[dict], keys: list[str]) -> None:
 def save_seed_snapshots(root: Path, rows: list[dict], keys: list[str]) -> None:
     """Every seed's final samples: one row per setting, one column per seed."""
     samples, reals, limits = _final_samples(root)
-    grid_rows, limit = [], 1.5
+    grid_rows, row_limits = [], []
     for setting, done in _settings(rows, keys).items():
         done = [r for r in done if r["run"] in samples]
         if done:
-            limit = limits[done[0]["run"]]
+            row_limits.append(limits[done[0]["run"]])
             snaps = [Snapshot(r["step"], samples[r["run"]], title=f"seed {r['train.seed']}")
                      for r in done]
             grid_rows.append((_label(keys, setting).replace(", ", "\n"),
                               reals[done[0]["run"]], snaps))
     if grid_rows:
-        save_grid(root / "snapshots.png", grid_rows, limit, title="final samples")
+        save_grid(root / "snapshots.png", grid_rows, row_limits, title="final samples")

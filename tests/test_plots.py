@@ -1,0 +1,47 @@
+"""Pictures: axes that show the data (issue 14's flat high-quality panel), per-row limits."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import pytest
+import torch
+
+from mixup_gan.toy import plots
+
+
+@pytest.fixture
+def closed_figures(monkeypatch):
+    """The figures the plot functions close, kept for inspection."""
+    figures, close = [], plt.close
+
+    def keep(fig=None):
+        figures.append(fig)
+        close(fig)
+
+    monkeypatch.setattr(plots.plt, "close", keep)
+    return figures
+
+
+@pytest.mark.parametrize(("shares", "top"), [
+    ([0.0, 0.01, 0.03], 1.15 * 0.03),  # a few percent fills the panel
+    ([0.0, 0.0], 0.01),                # all zero: still a visible axis
+    ([0.2, 0.95], 1.02),               # never above 1
+])
+def test_high_quality_panel_is_scaled_to_the_shares(tmp_path, closed_figures, shares, top):
+    rows = [{"step": 100 * i, "modes": 8, "hq_share": s} for i, s in enumerate(shares)]
+    plots.save_metrics_plot(tmp_path / "m.png", rows, n_modes=8)
+    axes = closed_figures[0].axes
+    assert axes[0].get_ylim() == (0, 8.5)
+    assert axes[1].get_ylim() == pytest.approx((0, top))
+    assert (tmp_path / "m.png").stat().st_size > 0
+
+
+def test_grid_rows_keep_their_own_limits(tmp_path, closed_figures):
+    real, fake = torch.zeros(5, 2), torch.ones(5, 2)
+    rows = [("ring", real, [plots.Snapshot(1, fake)]),
+            ("swiss roll", real, [plots.Snapshot(1, fake), plots.Snapshot(2, fake)])]
+    plots.save_grid(tmp_path / "g.png", rows, [1.5, 20.0])
+    axes = closed_figures[0].axes
+    assert [ax.get_xlim() for ax in axes if ax.axison] == [(-1.5, 1.5), (-20, 20), (-20, 20)]
+    plots.save_grid(tmp_path / "h.png", rows, 3.0)  # one limit for every row
+    assert {ax.get_xlim() for ax in closed_figures[1].axes if ax.axison} == {(-3.0, 3.0)}
