@@ -152,6 +152,8 @@ def test_penalized_runs_train_apart():
         ("cases:\n  - {loss.alfa: 1}\n", r"run loss.alfa=1.*unknown key 'loss.alfa'"),
         ("cases:\n  - {loss.alpha: -1}\n", r"loss.alpha: -1.0 must be >= 0"),
         ("cases: {loss.alpha: 1}\n", r"cases: expected a list"),
+        ("cases:\n  - {}\n  - {loss.alpha: 0.2}\n", r"alpha=0.2.* listed twice"),
+        ("grid:\n  loss.alpha: [0.5, 0.5]\n", r"listed twice"),
     ],
 )
 def test_bad_sweeps_fail_before_training(tmp_path, monkeypatch, body, match):

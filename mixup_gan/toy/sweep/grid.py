@@ -113,6 +113,9 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
                 except (ConfigError, ValueError) as exc:
                     raise ConfigError(f"{where}: {exc}") from None
                 checked.add(data)
+            if any(run.id == _run_id(values) for run in runs):
+                raise ConfigError(f"{where}: this run is listed twice (two cases or grid "
+                                  "values give the same settings)")
             runs.append(SweepRun(_run_id(values), values, config, _flat(config)))
     return runs
 
