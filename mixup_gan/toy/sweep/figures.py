@@ -38,6 +38,18 @@ def _label(keys: list[str], combo: tuple, skip: str = "") -> str:
                      for k, v in zip(keys, combo, strict=True) if k != skip)
 
 
+def _label_dataset_column(axes, col: int, dataset: str) -> None:
+    """A dataset's column of the modes (top) / high-quality share (bottom) panels: title,
+    axis labels, the share's 0-1 range, and a dashed line at the dataset's mode count."""
+    dist = make_distribution(dataset) if dataset != "points" else None
+    if dist is not None and dist.has_modes:
+        axes[0][col].axhline(len(dist.centers), color="grey", lw=0.8, ls="--")
+    axes[0][col].set_title(dataset)
+    axes[0][col].set_ylabel("modes covered")
+    axes[1][col].set_ylabel("high-quality share")
+    axes[1][col].set_ylim(0, 1.02)
+
+
 def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) -> None:
     """Modes covered (top) and high-quality share (bottom) vs alpha, mean +- std over seeds."""
     datasets = list(dict.fromkeys(r["data.name"] for r in rows))
@@ -60,13 +72,7 @@ def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) ->
                 axes[row][col].errorbar(alphas, means, yerr=spreads, marker="o", ms=4,
                                         capsize=3,
                                         label=_label(keys, combo, skip="data.name") or "runs")
-        dist = make_distribution(dataset) if dataset != "points" else None
-        if dist is not None and dist.has_modes:
-            axes[0][col].axhline(len(dist.centers), color="grey", lw=0.8, ls="--")
-        axes[0][col].set_title(dataset)
-        axes[0][col].set_ylabel("modes covered")
-        axes[1][col].set_ylabel("high-quality share")
-        axes[1][col].set_ylim(0, 1.02)
+        _label_dataset_column(axes, col, dataset)
         for row in range(2):
             axes[row][col].set_xlabel("alpha (0 = ERM)")
             axes[row][col].grid(alpha=0.3)
@@ -137,13 +143,7 @@ def save_settings_figure(path: Path, rows: list[dict], keys: list[str]) -> None:
                           fontsize=7)
             ax.set_xlabel(" / ".join(k.split(".")[-1] for k in others), fontsize=8)
             ax.grid(alpha=0.3, axis="y")
-        dist = make_distribution(dataset) if dataset != "points" else None
-        if dist is not None and dist.has_modes:
-            axes[0][col].axhline(len(dist.centers), color="grey", lw=0.8, ls="--")
-        axes[0][col].set_title(dataset)
-        axes[0][col].set_ylabel("modes covered")
-        axes[1][col].set_ylabel("high-quality share")
-        axes[1][col].set_ylim(0, 1.02)
+        _label_dataset_column(axes, col, dataset)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
