@@ -94,7 +94,7 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
     config_from_dict(base_dict, ToyConfig, source=f"{source}: set")
     keys = list(sweep.grid)
     case_keys = list(dict.fromkeys(k for case in sweep.cases for k in case))
-    runs, checked = [], set()
+    runs, checked, seen = [], set(), set()
     for case, combo in itertools.product(sweep.cases or [{}],
                                          itertools.product(*(sweep.grid[k] for k in keys))):
         for seed in sweep.seeds:
@@ -113,9 +113,10 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
                 except (ConfigError, ValueError) as exc:
                     raise ConfigError(f"{where}: {exc}") from None
                 checked.add(data)
-            if any(run.id == _run_id(values) for run in runs):
+            if _run_id(values) in seen:
                 raise ConfigError(f"{where}: this run is listed twice (two cases or grid "
                                   "values give the same settings)")
+            seen.add(_run_id(values))
             runs.append(SweepRun(_run_id(values), values, config, _flat(config)))
     return runs
 
