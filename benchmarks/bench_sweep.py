@@ -4,9 +4,10 @@ Prints, measured in this one run:
 - dispatched aten ops per `train_step` for P = 1 and P = 16 and their ratio (the CPU-side
   proxy for kernel launches: a member-vectorized step dispatches the same ops whatever P is),
   and how many of them read a value back to the host (host syncs; should be 0);
-- on CUDA: run-iterations per second for P = 1, 10, 30, 100, 300, next to a plain loop over
-  the same stacked MLPs written here (same shapes and random work: batched matmuls, Beta lam,
-  fused Adam, fp32, no per-member Python), and their ratio;
+- on CUDA: run-iterations per second for P = 1, 10, 30, 100, 300 of our engine with the step
+  replayed from a CUDA graph (`train.capture`, the default there) and without, next to a plain
+  loop over the same stacked MLPs written here (same shapes and random work: batched matmuls,
+  Beta lam, fused Adam, fp32, no per-member Python), and the ratio captured / plain loop;
 - on the CPU: total toy iterations per second of a population of P = 10 runs vs the same 10
   runs one after another (P = 1), their ratio, the model FLOP utilization against this
   machine's measured matmul rate at the same shapes, and peak memory for P = 1, 10, 30 (each
@@ -16,6 +17,7 @@ Usage: python benchmarks/bench_sweep.py [--skip-cpu]
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
 import time
@@ -27,22 +29,23 @@ from bench_toy import reference_iteration
 from common import matmul_flops_per_second, toy_flops_per_iteration
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from mixup_gan.gan_config import GANTrainConfig, LossConfig
-from mixup_gan.toy.config import ToyModelConfig
+from mixup_gan.gan_config import LossConfig
+from mixup_gan.toy.config import ToyModelConfig, ToyTrainConfig
 from mixup_gan.toy.data import ring
 from mixup_gan.toy.nets import ToyDiscriminator, ToyGenerator
 from mixup_gan.toy.runner import build_toy_trainer
 from mixup_gan.train import make_adam
 
 P, STEPS = 10, 12
-MODEL, TRAIN = ToyModelConfig(), GANTrainConfig()  # paper setup: 3x512, batch 128, n_dis 5
+MODEL, TRAIN = ToyModelConfig(), ToyTrainConfig()  # paper setup: 3x512, batch 128, n_dis 5
 
 
-def trainers(members: int, count: int, device: str = "cpu"):
+def trainers(members: int, count: int, device: str = "cpu", capture: bool | None = None):
     losses = [LossConfig(alpha=a) for a in (0.1, 0.2, 0.5, 1.0)]
     seeds = list(range(members * count))
+    train = dataclasses.replace(TRAIN, capture=capture)
     return [
-        build_toy_trainer(MODEL, TRAIN, [losses[s % 4] for s in chunk], [ring()] * members,
+        build_toy_trainer(MODEL, train, [losses[s % 4] for s in chunk], [ring()] * members,
                           chunk, torch.device(device))
         for chunk in (seeds[i:i + members] for i in range(0, len(seeds), members))
     ]
@@ -102,11 +105,12 @@ def plain_loop(members: int, device: torch.device):
     return iteration
 
 
-def cuda_rates(members: int, device: torch.device, seconds: float = 3.0) -> tuple[float, float]:
-    """Run-iterations per second of our engine (its `fit`, no hooks) and of the plain loop."""
+def cuda_rates(members: int, device: torch.device, seconds: float = 3.0) -> list[float]:
+    """Run-iterations per second of our engine (its `fit`, no hooks) with the step captured
+    and without, and of the plain loop."""
 
     def rate(advance) -> float:
-        advance(5)  # warm up
+        advance(5)  # warm up (and record the captured step)
         torch.cuda.synchronize()
         count, start = 0, time.perf_counter()
         while time.perf_counter() - start < seconds:
@@ -115,11 +119,13 @@ def cuda_rates(members: int, device: torch.device, seconds: float = 3.0) -> tupl
             torch.cuda.synchronize()
         return members * count / (time.perf_counter() - start)
 
-    trainer = trainers(members, 1, str(device))[0]
-    ours = rate(lambda k: trainer.fit(trainer.step + k, progress=False))
+    rates = []
+    for capture in (True, False):
+        trainer = trainers(members, 1, str(device), capture)[0]
+        rates.append(rate(lambda k, t=trainer: t.fit(t.step + k, progress=False)))
+        del trainer
     iteration = plain_loop(members, device)
-    plain = rate(lambda k: [iteration() for _ in range(k)])
-    return ours, plain
+    return [*rates, rate(lambda k: [iteration() for _ in range(k)])]
 
 
 def seconds_for(group) -> float:
@@ -162,10 +168,11 @@ def main() -> None:
     if torch.cuda.is_available():
         device = torch.device("cuda")
         print(f"run-iterations per second on {torch.cuda.get_device_name()} "
-              "(ours | plain stacked loop | ratio):")
+              "(ours captured | ours not captured | plain stacked loop | captured / plain):")
         for members in (1, 10, 30, 100, 300):
-            ours, plain = cuda_rates(members, device)
-            print(f"  P={members:<4} {ours:9.0f} | {plain:9.0f} | {ours / plain:.2f}x")
+            captured, eager, plain = cuda_rates(members, device)
+            print(f"  P={members:<4} {captured:9.0f} | {eager:9.0f} | {plain:9.0f} | "
+                  f"{captured / plain:.2f}x")
     if "--skip-cpu" in sys.argv:
         return
     print(f"CPU: {P} runs x {STEPS} iterations")

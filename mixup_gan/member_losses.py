@@ -133,20 +133,28 @@ class MemberLosses:
             lam = rng.uniform(counter, n) * alpha.unsqueeze(1)
         return torch.where(self.per_batch, lam[:, :1], lam) if self.any_per_batch else lam
 
-    def parts(self, rng: CounterRNG, counter: int, real: Tensor, fake: Tensor, step: int = 0
-              ) -> list[DiscriminatorPart]:
+    def structure(self, step: int) -> bool:
+        """What decides the parts' shapes at generator step `step`: whether D scores the plain
+        real and fake rows (a schedule that reaches alpha 0 adds them from then on)."""
+        return self.has_plain or (not self.alpha_schedule.constant
+                                  and self.alpha_schedule.any_zero(step))
+
+    def parts(self, rng: CounterRNG, counter: int | Tensor, real: Tensor, fake: Tensor,
+              step: int = 0, clock: Tensor | None = None) -> list[DiscriminatorPart]:
         """What D scores at generator step `step`, for real and (detached) fake batches
-        (P, N, ...). `counter` starts this step's block of draws (lam, permutations, coin)."""
+        (P, N, ...). `counter` starts this step's block of draws (lam, permutations, coin).
+        Schedules are read at `clock`, the step as a device tensor, when given."""
         fake = fake.detach()
         P, n = real.shape[:2]
+        at = step if clock is None else clock
         alpha, mixed = self.alpha, self.mixing
         if not self.alpha_schedule.constant:
-            alpha = self.alpha * self.alpha_schedule.at(step)
+            alpha = self.alpha * self.alpha_schedule.at(at)
             mixed = self.mixing * (alpha > 0)
         if self.coins:
             mix_prob = self.mix_prob
             if not self.mix_prob_schedule.constant:
-                mix_prob = mix_prob * self.mix_prob_schedule.at(step)
+                mix_prob = mix_prob * self.mix_prob_schedule.at(at)
             mixed = mixed * (rng.uniform(counter + COIN, 1)[:, 0] < mix_prob)
         parts = []
         if self.has_real_fake:
@@ -162,8 +170,7 @@ class MemberLosses:
                 _blend(_take(pool, first), _take(pool, second), lam),
                 torch.lerp(labels.gather(1, second), labels.gather(1, first), lam),
                 mixed * self.pool))
-        if self.has_plain or (not self.alpha_schedule.constant
-                              and self.alpha_schedule.any_zero(step)):
+        if self.structure(step):
             plain = torch.where(mixed > 0, self.erm_weight, 1.0)
             parts += [DiscriminatorPart(real, "real", plain),
                       DiscriminatorPart(fake, "fake", plain)]

@@ -77,6 +77,10 @@ class CounterRNG:
     c + stride, c + 2 * stride, ... (up to `ahead` of them, fewer for large draws) in one
     batch of ops and keeps them until asked for. Since a draw is a pure function of its
     counter, this changes no number, only how many ops a training step dispatches.
+
+    A counter may also be a 0-dim int64 tensor on the device (a captured training step reads
+    its counters there): then the draw is computed from it directly, with the same numbers
+    as for the equal int, and nothing is made ahead.
     """
 
     def __init__(self, seeds: Sequence[int], device: torch.device | str = "cpu", *,
@@ -93,8 +97,11 @@ class CounterRNG:
     def members(self) -> int:
         return len(self.seeds)
 
-    def _draw(self, kind: str, counter: int, args: tuple, size: int, compute) -> Tensor:
+    def _draw(self, kind: str, counter: int | Tensor, args: tuple, size: int, compute
+              ) -> Tensor:
         """`compute(counters)` -> (P, len(counters), ...), served one counter at a time."""
+        if isinstance(counter, Tensor):
+            return compute(counter.reshape(1))[:, 0]
         key = (kind, counter, args)
         ready = self._ready.pop(key, None)
         if ready is not None:
@@ -108,10 +115,13 @@ class CounterRNG:
             self._ready[(kind, counters[j], args)] = batch[:, j]
         return batch[:, 0]
 
-    def _bits(self, counters: list[int], count: int) -> Tensor:
+    def _bits(self, counters: list[int] | Tensor, count: int) -> Tensor:
         """(P, len(counters), count) random int64 words: splitmix64 along each stream."""
-        offsets = torch.tensor([_signed(c * _GOLDEN) for c in counters], dtype=torch.int64,
-                               device=self.device)
+        if isinstance(counters, Tensor):  # int64 products wrap like the Python ints' mask
+            offsets = counters * _signed(_GOLDEN)
+        else:
+            offsets = torch.tensor([_signed(c * _GOLDEN) for c in counters],
+                                   dtype=torch.int64, device=self.device)
         start = _mix(self.keys.unsqueeze(1) + offsets)
         steps = self._steps.get(count)
         if steps is None:
@@ -119,24 +129,24 @@ class CounterRNG:
             steps = self._steps[count] = index * _signed(_GOLDEN)
         return _mix(start.unsqueeze(2) + steps)
 
-    def _uniform(self, counters: list[int], shape: tuple[int, ...]) -> Tensor:
+    def _uniform(self, counters: list[int] | Tensor, shape: tuple[int, ...]) -> Tensor:
         count = math.prod(shape)
         words = self._bits(counters, (count + 1) // 2)
         halves = torch.stack([_shift_right(words, 40), _shift_right(words, 8) & 0xFFFFFF], -1)
         u = (halves.flatten(2)[..., :count].float() + 0.5) * 2.0**-24
         return u.reshape(self.members, len(counters), *shape)
 
-    def bits(self, counter: int, count: int) -> Tensor:
+    def bits(self, counter: int | Tensor, count: int) -> Tensor:
         """(P, count) random int64 words of draw `counter`."""
         return self._draw("bits", counter, (count,), count,
                           lambda counters: self._bits(counters, count))
 
-    def uniform(self, counter: int, *shape: int) -> Tensor:
+    def uniform(self, counter: int | Tensor, *shape: int) -> Tensor:
         """Float32 uniforms in the open interval (0, 1), 24 bits each, two per word."""
         return self._draw("uniform", counter, shape, math.prod(shape),
                           lambda counters: self._uniform(counters, shape))
 
-    def normal(self, counter: int, *shape: int) -> Tensor:
+    def normal(self, counter: int | Tensor, *shape: int) -> Tensor:
         """Standard normals (Box-Muller from two uniforms each)."""
 
         def compute(counters):
@@ -145,7 +155,7 @@ class CounterRNG:
 
         return self._draw("normal", counter, shape, 2 * math.prod(shape), compute)
 
-    def randint(self, counter: int, high: Tensor | int, *shape: int) -> Tensor:
+    def randint(self, counter: int | Tensor, high: Tensor | int, *shape: int) -> Tensor:
         """Integers in [0, high); `high` is an int or one per member, shape (P,)."""
         count = math.prod(shape)
         args = (shape, high if isinstance(high, int) else _Same(high))
@@ -158,11 +168,11 @@ class CounterRNG:
 
         return self._draw("randint", counter, args, count, compute)
 
-    def permutations(self, counter: int, n: int, count: int = 1) -> Tensor:
+    def permutations(self, counter: int | Tensor, n: int, count: int = 1) -> Tensor:
         """`count` random permutations of range(n) per member, shape (P, count, n)."""
         return self.bits(counter, count * n).reshape(self.members, count, n).argsort(-1)
 
-    def beta(self, counter: int, alpha: Tensor, *shape: int) -> Tensor:
+    def beta(self, counter: int | Tensor, alpha: Tensor, *shape: int) -> Tensor:
         """Symmetric `Beta(alpha, alpha)` draws, one alpha > 0 per member (P,) -> (P, *shape).
 
         `lam = G1 / (G1 + G2)` with `G ~ Gamma(alpha)`, computed in log space (exact for tiny

@@ -19,9 +19,9 @@ from typing import Any, Protocol
 import torch
 
 from .checkpoint import load_checkpoint
+from .hooks import Hook
 from .run_folder import RunFolder
 from .runtime import TrainingDiverged
-from .train import Hook
 
 
 class Trainer(Protocol):

@@ -77,8 +77,9 @@ class MemberSchedules:
         functions of the step, so this costs no sync)."""
         return self.first_zero is not None and step >= self.first_zero
 
-    def at(self, step: int) -> Tensor | None:
-        """The multipliers at `step`, or None when every schedule is constant."""
+    def at(self, step: int | Tensor) -> Tensor | None:
+        """The multipliers at `step` (an int, or a device tensor in a captured step), or None
+        when every schedule is constant."""
         if self.constant:
             return None
         t = ((step - self.start) / self.span).clamp(0.0, 1.0)

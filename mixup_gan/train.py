@@ -7,22 +7,25 @@ a counter-based stream per member (`rng.CounterRNG`) drawn on the training devic
 G losses of all members are computed together (`member_losses`), and nothing waits for the
 host: finiteness and loss sums stay on the device until a hook or the progress bar reads
 them. Member k draws exactly what a run of one with its seed draws, and a checkpoint needs
-only the draw counter to resume exactly. Hooks use their own fixed noise.
+only the draw counter to resume exactly. Hooks use their own fixed noise. With `capture`,
+the step's counters and learning rate live on the device too, and on CUDA the step is
+replayed from a CUDA graph (`captured_step`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from .captured_step import StepClock
 from .checkpoint import check_layout, training_state
 from .ema import EMA
 from .gan_config import GANTrainConfig, LossConfig
+from .hooks import Hook
 from .member_losses import BLOCK, DATA, LATENT, DiscriminatorPart, MemberLosses
 from .rng import CounterRNG
 from .runtime import TrainingDiverged, stream_seed, unwrapped
@@ -40,28 +43,6 @@ def make_adam(params: Iterable[nn.Parameter], train: GANTrainConfig) -> torch.op
         return torch.optim.Adam(params, lr=train.lr, betas=train.betas, fused=True)
     except RuntimeError:
         return torch.optim.Adam(params, lr=train.lr, betas=train.betas)
-
-
-@dataclass
-class Hook:
-    """Call `fn(trainer)` after every `every`-th generator step, at the steps in `at`, and
-    (when `final`) after the last step."""
-
-    fn: Callable[[GANTrainer], None]
-    every: int | None = None
-    at: Iterable[int] = ()
-    final: bool = True
-    _at: frozenset[int] = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        self._at = frozenset(self.at)
-
-    def due(self, step: int, last: int) -> bool:
-        return (
-            (self.every is not None and step % self.every == 0)
-            or step in self._at
-            or (self.final and step == last)
-        )
 
 
 def _is_stacked(net: nn.Module) -> bool:
@@ -83,6 +64,8 @@ class GANTrainer:
         seeds: one training seed per member (default `[train.seed]`).
         ema_decay: generator EMA decay (default `train.ema`; 0 = none): `sampler()` is then
             the averaged generator, which hooks evaluate and draw.
+        capture: run each step as device-only ops, recorded as a CUDA graph on CUDA
+            (`captured_step`); equal to the plain step to float tolerance.
 
     Levers are data of the config: schedules of alpha, mix_prob (`loss`) and the learning
     rate (`train`), the gradient penalty (`loss`), EMA (`train`).
@@ -105,6 +88,7 @@ class GANTrainer:
         device: torch.device | str = "cpu",
         autocast: Callable[[], AbstractContextManager] = nullcontext,
         ema_decay: float | None = None,
+        capture: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.autocast = autocast  # e.g. bfloat16 autocast; forward passes only
@@ -132,7 +116,11 @@ class GANTrainer:
         # member -> generator step at which its losses first went non-finite (-1: never)
         self.diverged_at = torch.full((self.members,), -1, dtype=torch.int64,
                                       device=self.device)
+        self.loss_sums: dict = {}
         self._reset_sums()
+        self.clock = StepClock(self) if capture else None
+        if self.clock is not None:
+            self.clock.attach(self)
 
     # --- stacking -------------------------------------------------------------------------
 
@@ -143,9 +131,9 @@ class GANTrainer:
     def next_counter(self) -> int:
         """Reserve the next block of random-stream counters (one per D or G step)."""
         counter, self.draws = self.draws, self.draws + BLOCK
-        return counter
+        return counter if self.clock is None else self.clock.counter(counter)
 
-    def latents(self, counter: int) -> Tensor:
+    def latents(self, counter: int | Tensor) -> Tensor:
         return self.rng.normal(counter + LATENT, self.cfg.batch_size, self.latent_dim)
 
     def discriminate(self, parts: list[DiscriminatorPart]) -> list[Tensor]:
@@ -169,7 +157,8 @@ class GANTrainer:
         real = self.real_data(self.rng, counter + DATA, self.cfg.batch_size)
         with torch.no_grad(), self.autocast():
             fake = self.apply(unwrapped(self.G), self.latents(counter))
-        parts = self.losses.parts(self.rng, counter, real, fake.to(real.dtype), self.step)
+        parts = self.losses.parts(self.rng, counter, real, fake.to(real.dtype), self.step,
+                                  None if self.clock is None else self.clock.step)
         if self.losses.penalized:
             self.losses.requires_inputs_grad(parts)
         with self.autocast():
@@ -202,7 +191,9 @@ class GANTrainer:
     def train_step(self) -> dict[str, Tensor]:
         """`n_dis` D steps then one G step; returns the last D losses and the G losses (P,)."""
         schedule = self.cfg.lr_schedule
-        if not schedule.constant:
+        if self.clock is not None:
+            self.clock.set_lr()
+        elif not schedule.constant:
             lr = self.cfg.lr * schedule.multiplier(self.step, self.cfg.steps)
             for group in (*self.opt_d.param_groups, *self.opt_g.param_groups):
                 group["lr"] = lr
@@ -219,14 +210,14 @@ class GANTrainer:
 
     # --- on-device bookkeeping, read at sync points --------------------------------------
 
-    def _record(self, losses: dict[str, Tensor]) -> None:
-        """Fold one step's losses into the sums and the divergence record (no host sync)."""
+    def record(self, losses: dict[str, Tensor], step: int | Tensor) -> None:
+        """Fold the losses of generator step `step` into the sums and the divergence record,
+        in place (no host sync; part of a captured step)."""
         finite = torch.isfinite(losses["d_loss"]) & torch.isfinite(losses["g_loss"])
-        self.diverged_at = torch.where(~finite & (self.diverged_at < 0), self.step,
-                                       self.diverged_at)
+        self.diverged_at.copy_(torch.where(~finite & (self.diverged_at < 0), step,
+                                           self.diverged_at))
         for key in ("d_loss", "g_loss"):
             self.loss_sums[key] += losses[key].double()
-        self.loss_sums["count"] += 1
         self._last = losses
 
     @property
@@ -265,9 +256,13 @@ class GANTrainer:
                    dynamic_ncols=True)
         try:
             while self.step < steps:
-                losses = self.train_step()
+                if self.clock is None:
+                    self.record(self.train_step(), self.step + 1)
+                else:
+                    self.clock.run(self)
                 self.step += 1
-                self._record(losses)
+                self.loss_sums["count"] += 1
+                losses = self._last
                 due = [hook for hook in hooks if hook.due(self.step, steps)]
                 if due or self.step % SYNC_EVERY == 0 or self.step == steps:
                     self.check_finite()
@@ -281,8 +276,13 @@ class GANTrainer:
             bar.close()
 
     def _reset_sums(self) -> None:
-        zeros = torch.zeros(self.members, dtype=torch.float64, device=self.device)
-        self.loss_sums = {"d_loss": zeros.clone(), "g_loss": zeros.clone(), "count": 0}
+        """Zero the sums in place (a captured step adds to these very tensors)."""
+        for key in ("d_loss", "g_loss"):
+            if key not in self.loss_sums:
+                self.loss_sums[key] = torch.zeros(self.members, dtype=torch.float64,
+                                                  device=self.device)
+            self.loss_sums[key].zero_()
+        self.loss_sums["count"] = 0
 
     def pop_mean_losses(self) -> list[dict[str, float]]:
         """Each member's mean D/G losses since the last call (for logging), then reset."""
@@ -321,9 +321,17 @@ class GANTrainer:
             self.ema.load_state_dict(nets["ema"])
         self.draws = int(state["rng"]["draws"])
         self.step = int(state["step"])
-        self.loss_sums = {k: v.to(self.device) if isinstance(v, Tensor) else v
-                          for k, v in progress["loss_sums"].items()}
-        self.diverged_at = progress["diverged_at"].to(self.device)
+        for key, value in progress["loss_sums"].items():
+            if isinstance(value, Tensor):
+                self.loss_sums[key].copy_(value)
+            else:
+                self.loss_sums[key] = value
+        self.diverged_at.copy_(progress["diverged_at"])
+        lr = self.cfg.lr * self.cfg.lr_schedule.multiplier(self.step, self.cfg.steps)
+        for group in (*self.opt_d.param_groups, *self.opt_g.param_groups):
+            group["lr"], group["capturable"] = lr, False  # as saved by a captured run, too
+        if self.clock is not None:
+            self.clock.attach(self)
 
 
 def _outputs(out: Tensor, members: int, n: int) -> Tensor:

@@ -13,9 +13,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mixup_gan"
 LAYERS = [
     ["mixup", "checkpoint", "rng"],
     ["config", "mixup_options", "losses", "gan_config", "member_losses", "runtime", "datasets",
-     "schedule",
+     "schedule", "hooks",
      "frechet", "toy.config", "image.config", "classify.config"],  # schemas are data
-    ["train", "run_folder", "runs", "distributed", "ema"],
+    ["train", "captured_step", "run_folder", "runs", "distributed", "ema"],
     ["fid", "toy.plots", "toy.metrics", "toy.data", "toy.nets", "toy.reference", "image.nets",
      "image.data", "classify.data", "classify.nets"],
     ["toy", "image", "classify"],

@@ -8,11 +8,11 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from mixup_gan.config import ConfigError
-from mixup_gan.gan_config import GANTrainConfig, LossConfig
+from mixup_gan.gan_config import LossConfig
 from mixup_gan.losses import ADVERSARIAL_LOSSES, mixed_term, mixup_discriminator_loss
 from mixup_gan.member_losses import MemberLosses
 from mixup_gan.rng import _GOLDEN, CounterRNG, _signed, splitmix64
-from mixup_gan.toy.config import ToyModelConfig
+from mixup_gan.toy.config import ToyModelConfig, ToyTrainConfig
 from mixup_gan.toy.data import grid, ring, swissroll
 from mixup_gan.toy.runner import build_toy_trainer
 
@@ -94,7 +94,7 @@ class OpCounter(TorchDispatchMode):
 
 
 def ops_per_step(members: int, losses, steps: int = 8) -> OpCounter:
-    trainer = build_toy_trainer(MODEL, GANTrainConfig(batch_size=32), losses * members,
+    trainer = build_toy_trainer(MODEL, ToyTrainConfig(batch_size=32), losses * members,
                                 [ring(), grid()] * (members // 2) + [ring()] * (members % 2),
                                 list(range(members)), torch.device("cpu"))
     trainer.train_step()

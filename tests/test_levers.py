@@ -6,11 +6,11 @@ import math
 import pytest
 import torch
 
-from mixup_gan.gan_config import GANTrainConfig, LossConfig
+from mixup_gan.gan_config import LossConfig
 from mixup_gan.member_losses import MemberLosses
 from mixup_gan.rng import CounterRNG
 from mixup_gan.schedule import MemberSchedules, Schedule
-from mixup_gan.toy.config import ToyModelConfig
+from mixup_gan.toy.config import ToyModelConfig, ToyTrainConfig
 from mixup_gan.toy.data import grid, ring
 from mixup_gan.toy.runner import build_toy_trainer, run_toy
 
@@ -46,7 +46,7 @@ def test_alpha_annealed_to_zero_becomes_the_plain_loss():
 
 
 def test_the_learning_rate_follows_its_schedule():
-    train = GANTrainConfig(steps=10, batch_size=8, n_dis=1, lr=0.01,
+    train = ToyTrainConfig(steps=10, batch_size=8, n_dis=1, lr=0.01, capture=False,
                            lr_schedule=Schedule("linear", final=0.0))
     trainer = build_toy_trainer(MODEL, train, [LossConfig()], [ring()], [0],
                                 torch.device("cpu"))
@@ -79,7 +79,7 @@ LEVERS = [
 
 
 def test_member_k_with_levers_equals_a_run_of_one(device):
-    train = GANTrainConfig(steps=8, batch_size=16, n_dis=2, ema=0.9,
+    train = ToyTrainConfig(steps=8, batch_size=16, n_dis=2, ema=0.9, capture=False,
                            lr_schedule=Schedule("cosine", final=0.1))
     dists, seeds = [ring(), grid(), ring(), grid()], [3, 1, 4, 1]
 

@@ -6,15 +6,15 @@ import pytest
 import torch
 
 from mixup_gan.config import ConfigError
-from mixup_gan.gan_config import GANTrainConfig, LossConfig
-from mixup_gan.toy.config import ToyConfig, ToyModelConfig
+from mixup_gan.gan_config import LossConfig
+from mixup_gan.toy.config import ToyConfig, ToyModelConfig, ToyTrainConfig
 from mixup_gan.toy.data import grid, ring
 from mixup_gan.toy.runner import build_toy_trainer
 from mixup_gan.toy.sweep import SweepConfig, expand, populations, run_sweep
 from mixup_gan.train import GANTrainer
 
 MODEL = ToyModelConfig(latent_dim=2, hidden=32, depth=2)
-TRAIN = GANTrainConfig(batch_size=16, n_dis=2)
+TRAIN = ToyTrainConfig(batch_size=16, n_dis=2, capture=False)  # train_step called directly
 SETTINGS = [  # one population holding every kind of member the loss offers
     LossConfig(alpha=0.2),
     LossConfig(alpha=0.0),

@@ -7,9 +7,10 @@ import torch
 
 from mixup_gan.checkpoint import CheckpointError, load_checkpoint
 from mixup_gan.config import ConfigError
+from mixup_gan.hooks import Hook
 from mixup_gan.runtime import TrainingDiverged
 from mixup_gan.toy.runner import run_toy
-from mixup_gan.train import GANTrainer, Hook
+from mixup_gan.train import GANTrainer
 
 
 def final_weights(run_dir):

@@ -13,11 +13,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..checkpoint import check_layout, training_state
+from ..hooks import Hook
 from ..mixup import mixup_batch
 from ..run_folder import RunFolder
 from ..runs import Run, execute
 from ..runtime import TrainingDiverged, bf16_autocast, resolve_device, stream_seed
-from ..train import Hook
 from .config import ClassifyConfig
 from .data import ClassificationData, Split, load_data
 from .nets import CLASSIFIERS

@@ -12,10 +12,11 @@ from torchvision.utils import save_image
 from .. import distributed
 from ..checkpoint import check_layout
 from ..config import ConfigError
+from ..hooks import Hook
 from ..run_folder import RunFolder
 from ..runs import Run, execute
 from ..runtime import bf16_autocast, eval_noise, stream_seed
-from ..train import GANTrainer, Hook
+from ..train import GANTrainer
 from .config import ImageConfig
 from .data import load_images
 from .generator import build_image_nets, load_generator

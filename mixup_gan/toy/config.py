@@ -33,12 +33,20 @@ class ToyEvalConfig:
 
 
 @dataclass
+class ToyTrainConfig(GANTrainConfig):
+    capture: bool | None = option(
+        None, doc="run each step as device-only ops replayed from a CUDA graph (a toy step "
+        "has fixed shapes); null = on CUDA only, where it is faster. On a CPU the same step "
+        "runs without a graph")
+
+
+@dataclass
 class ToyConfig:
     """A toy 2D GAN run (`mixup-gan toy`)."""
 
     data: ToyDataConfig = field(default_factory=ToyDataConfig)
     model: ToyModelConfig = field(default_factory=ToyModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
-    train: GANTrainConfig = field(default_factory=GANTrainConfig)
+    train: ToyTrainConfig = field(default_factory=ToyTrainConfig)
     eval: ToyEvalConfig = field(default_factory=ToyEvalConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import torch
 
+from ..captured_step import resolve_capture
 from ..config import ConfigError
-from ..gan_config import GANTrainConfig, LossConfig
+from ..gan_config import LossConfig
+from ..hooks import Hook
 from ..run_folder import RunFolder
 from ..runs import Run, execute
 from ..runtime import bf16_autocast, eval_noise, resolve_device, stream_seed
-from ..train import GANTrainer, Hook
-from .config import ToyConfig, ToyModelConfig
+from ..train import GANTrainer
+from .config import ToyConfig, ToyModelConfig, ToyTrainConfig
 from .data import MemberSampler, ToyDistribution, make_distribution, read_points
 from .metrics import frechet_2d, mode_metrics
 from .nets import ToyDiscriminator, ToyGenerator
@@ -50,7 +52,7 @@ def reference_points(config: ToyConfig, dist: ToyDistribution) -> torch.Tensor:
     return points
 
 
-def build_toy_trainer(model: ToyModelConfig, train: GANTrainConfig, losses: Sequence[LossConfig],
+def build_toy_trainer(model: ToyModelConfig, train: ToyTrainConfig, losses: Sequence[LossConfig],
                       dists: Sequence[ToyDistribution], seeds: Sequence[int],
                       device: torch.device) -> GANTrainer:
     """A trainer for a population of toy GANs (one member per seed; a run is P = 1)."""
@@ -62,6 +64,7 @@ def build_toy_trainer(model: ToyModelConfig, train: GANTrainConfig, losses: Sequ
                          seeds=[stream_seed(s, "discriminator_init") for s in seeds]),
         MemberSampler(dists, device), latent_dim=model.latent_dim, loss=list(losses),
         train=train, seeds=seeds, device=device, autocast=bf16_autocast(device, train.amp),
+        capture=resolve_capture(train.capture, device),
     )
 
 

@@ -10,10 +10,10 @@ import torch
 from tqdm.auto import tqdm
 
 from ...config import config_to_dict, load_config
+from ...hooks import Hook
 from ...run_folder import FolderLock, RunFolder, make_folder
 from ...runs import Run, execute
 from ...runtime import eval_noise, resolve_device
-from ...train import Hook
 from ..data import make_distribution
 from ..runner import PICTURE_POINTS, build_toy_trainer, evaluate, reference_points
 from .grid import SweepConfig, SweepRun, expand, group_name, populations, sweep_root
