@@ -17,10 +17,10 @@ nvidia-smi --query-gpu=name,memory.total,driver_version,clocks.sm --format=csv 2
   | tee -a "$OUT/log.txt"
 
 say "bench_sweep (quiet card)"
-timeout 170 python3 benchmarks/bench_sweep.py --skip-cpu 2>&1 | tee -a "$OUT/log.txt"
+timeout 150 python3 benchmarks/bench_sweep.py --skip-cpu 2>&1 | tee -a "$OUT/log.txt"
 
 say "bench_image"
-timeout 110 python3 benchmarks/bench_image.py 2>&1 | tee -a "$OUT/log.txt"
+timeout 100 python3 benchmarks/bench_image.py 2>&1 | tee -a "$OUT/log.txt"
 
 say "toy run through the CLI (paper setup, hooks on), captured and not"
 for capture in true false; do
@@ -43,7 +43,7 @@ grid() {  # $1: sweep name, $2: extra run settings
 GRID=$!
 
 say "test suite on CUDA"
-timeout $(( $(left) - 150 > 60 ? $(left) - 150 : 60 )) python3 -m pytest -q -p no:cacheprovider \
+timeout $(( $(left) - 60 > 60 ? $(left) - 60 : 60 )) python3 -m pytest -q -p no:cacheprovider \
   -n 6 --timeout 300 2>&1 | tail -40 | tee "$OUT/pytest.txt"
 
 say "waiting for the grid"
