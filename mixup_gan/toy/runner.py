@@ -56,15 +56,15 @@ def build_toy_trainer(model: ToyModelConfig, train: ToyTrainConfig, losses: Sequ
                       dists: Sequence[ToyDistribution], seeds: Sequence[int],
                       device: torch.device) -> GANTrainer:
     """A trainer for a population of toy GANs (one member per seed; a run is P = 1)."""
-    members = len(seeds)
+    members, capture = len(seeds), resolve_capture(train.capture, device)
     return GANTrainer(
         ToyGenerator(model.latent_dim, model.hidden, model.depth, members=members,
                      seeds=[stream_seed(s, "init") for s in seeds]),
         ToyDiscriminator(model.hidden, model.depth, members=members,
                          seeds=[stream_seed(s, "discriminator_init") for s in seeds]),
         MemberSampler(dists, device), latent_dim=model.latent_dim, loss=list(losses),
-        train=train, seeds=seeds, device=device, autocast=bf16_autocast(device, train.amp),
-        capture=resolve_capture(train.capture, device),
+        train=train, seeds=seeds, device=device, capture=capture,
+        autocast=bf16_autocast(device, train.amp, cache=not capture),
     )
 
 
