@@ -22,7 +22,11 @@ POPULATION = [  # every lever that changes a step from one step to the next
     LossConfig(alpha=0.3, gradient_penalty=1.0, pairing="pool"),
     LossConfig(alpha=0.0, name="hinge", erm_weight=0.5),
 ]
-STEPS = WARMUP + 9  # past the warm-up, the recording and a structure change (step 6)
+# Alpha annealed to 0 by step 6 makes D score the plain rows from then on: a second structure
+# (the population above scores them from the start: its hinge member mixes with ERM).
+ANNEALED = [LossConfig(alpha=0.2, alpha_schedule=Schedule("linear", final=0.0, start=2, end=6)),
+            LossConfig(alpha=0.3, gradient_penalty=1.0, pairing="pool")]
+STEPS = 2 * WARMUP + 6  # warm-up, recording and replays on each side of step 6
 
 
 def trainer(capture: bool, device: str, losses=None, **train):
@@ -53,14 +57,17 @@ def test_tensor_counters_draw_the_same_numbers(device):
         assert torch.equal(rng.permutations(counter, 10, 2), rng.permutations(at, 10, 2))
 
 
-def test_the_captured_step_equals_the_plain_step(device):
-    plain, captured = trainer(False, device), trainer(True, device)
+@pytest.mark.parametrize("losses", [POPULATION, ANNEALED], ids=["levers", "annealed"])
+def test_the_captured_step_equals_the_plain_step(device, losses):
+    plain, captured = trainer(False, device, losses), trainer(True, device, losses)
     plain.fit(STEPS, progress=False)
     captured.fit(STEPS, progress=False)
     assert captured.draws == plain.draws and int(captured.clock.draws) == plain.draws
     assert int(captured.clock.step) == STEPS
-    if device == "cuda":  # both structures (before and after alpha reaches 0) were recorded
-        assert len(captured.clock.graphs) == 2
+    structures = {captured.losses.structure(step) for step in range(STEPS)}
+    assert len(structures) == (2 if losses is ANNEALED else 1)
+    if device == "cuda":  # each structure was recorded once
+        assert len(captured.clock.graphs) == len(structures)
     # Not bit for bit: the captured step's learning rate is a float32 tensor.
     for name, value in weights(plain).items():
         torch.testing.assert_close(weights(captured)[name], value, rtol=0, atol=1e-5,

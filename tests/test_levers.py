@@ -5,6 +5,7 @@ import math
 
 import pytest
 import torch
+from test_sweep import assert_members_step_like_runs_of_one
 
 from mixup_gan.gan_config import LossConfig
 from mixup_gan.member_losses import MemberLosses
@@ -78,10 +79,19 @@ LEVERS = [
 ]
 
 
-def test_member_k_with_levers_equals_a_run_of_one(device):
-    train = ToyTrainConfig(steps=8, batch_size=16, n_dis=2, ema=0.9, capture=False,
-                           lr_schedule=Schedule("cosine", final=0.1))
-    dists, seeds = [ring(), grid(), ring(), grid()], [3, 1, 4, 1]
+LEVERS_TRAIN = ToyTrainConfig(steps=8, batch_size=16, n_dis=2, ema=0.9, capture=False,
+                              lr_schedule=Schedule("cosine", final=0.1))
+LEVERS_DISTS, LEVERS_SEEDS = [ring(), grid(), ring(), grid()], [3, 1, 4, 1]
+
+
+def test_member_k_with_levers_steps_like_a_run_of_one(device):
+    assert_members_step_like_runs_of_one(LEVERS_TRAIN, LEVERS, LEVERS_DISTS, LEVERS_SEEDS,
+                                         device)
+
+
+def test_member_k_with_levers_equals_a_run_of_one():
+    # On the CPU only, as in test_sweep.test_member_k_equals_a_run_of_one.
+    train, dists, seeds, device = LEVERS_TRAIN, LEVERS_DISTS, LEVERS_SEEDS, "cpu"
 
     def trained(losses, dists, seeds):
         trainer = build_toy_trainer(MODEL, train, losses, dists, seeds, torch.device(device))

@@ -36,12 +36,40 @@ def member_state(trainer, k):
             for name, value in getattr(trainer, net).state_dict().items()}
 
 
-def test_member_k_equals_a_run_of_one(device):
+def first_d_step(train, losses, dists, seeds, device):
+    """One D step from the initial weights: the members' losses and D's gradients."""
+    trainer = build_toy_trainer(MODEL, train, losses, dists, seeds, torch.device(device))
+    loss = trainer.d_step()
+    return loss, {name: p.grad for name, p in trainer.D.named_parameters()}
+
+
+def assert_members_step_like_runs_of_one(train, losses, dists, seeds, device):
+    """Member k's first D step is that of a run of one, to float tolerance, on any device."""
+    loss, grads = first_d_step(train, losses, dists, seeds, device)
+    for k in range(len(losses)):
+        single_loss, single_grads = first_d_step(train, [losses[k]], [dists[k]], [seeds[k]],
+                                                 device)
+        torch.testing.assert_close(loss[k], single_loss[0], rtol=1e-5, atol=1e-6)
+        for name, grad in single_grads.items():
+            torch.testing.assert_close(grads[name][k], grad[0], rtol=1e-4, atol=1e-7,
+                                       msg=lambda m, k=k, name=name: f"member {k} {name}: {m}")
+
+
+def test_member_k_steps_like_a_run_of_one(device):
+    assert_members_step_like_runs_of_one(TRAIN, SETTINGS, [ring(), grid(), ring(), grid(),
+                                                           ring()], [3, 1, 4, 1, 5], device)
+
+
+def test_member_k_equals_a_run_of_one():
+    # On the CPU only: on CUDA the batched and single matmuls sum in different orders, and
+    # Adam's normalised update enlarges that noise where a gradient nearly cancels (an H200
+    # gave differences over 1e-5 after 8 steps for the hinge member), so on CUDA the first
+    # step above is compared instead.
     dists = [ring(), grid(), ring(), grid(), ring()]
     seeds = [3, 1, 4, 1, 5]
-    population = trained(SETTINGS, dists, seeds, device=device)
+    population = trained(SETTINGS, dists, seeds)
     for k in range(len(SETTINGS)):
-        single = trained([SETTINGS[k]], [dists[k]], [seeds[k]], device=device)
+        single = trained([SETTINGS[k]], [dists[k]], [seeds[k]])
         # Not bit-for-bit: a batched matmul over P members blocks its sums differently.
         for name, value in member_state(single, 0).items():
             torch.testing.assert_close(member_state(population, k)[name], value, rtol=0,
@@ -83,6 +111,7 @@ set:
   eval.every: 3
   eval.n_samples: 50
   output.checkpoint_every: 2
+  train.device: cpu  # the crash below is planted in train_step, which a CUDA graph skips
 grid:
   data.name: [ring, grid]
   loss.alpha: [0, 0.2]
