@@ -21,10 +21,11 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import ConfigError, config_to_dict, save_config
 
 # Keys that may change between a run and its resume: they do not alter the trajectory (more
-# steps or epochs extend a run; evaluation, output and where the data or device are do not
-# change what is trained).
-RESUMABLE_PREFIXES = ("train.steps", "train.epochs", "train.device", "data.reference",
-                      "data.root", "data.download", "data.workers", "eval.", "output.")
+# steps or epochs extend a run; evaluation, output and where the data or device are, or
+# whether a step is replayed from a CUDA graph, do not change what is trained).
+RESUMABLE_PREFIXES = ("train.steps", "train.epochs", "train.device", "train.capture",
+                      "data.reference", "data.root", "data.download", "data.workers", "eval.",
+                      "output.")
 MARKER = ".mixup-gan-run"  # written into every run folder: --overwrite removes only these
 
 

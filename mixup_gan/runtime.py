@@ -45,7 +45,7 @@ def resolve_device(name: str = "auto", key: str = "train.device") -> torch.devic
 def bf16_autocast(device: torch.device, enabled: bool | None, *, cache: bool = True
                   ) -> Callable[[], AbstractContextManager]:
     """A factory of forward-pass contexts: bfloat16 autocast on `device` when enabled
-    (None: on CUDA only, where it is faster), else none. The same code runs on CPU and CUDA.
+    (None: on CUDA only), else none. The same code runs on CPU and CUDA.
 
     bfloat16 keeps float32's range, so no gradient scaler is needed; losses are computed in
     float32 from the bfloat16 outputs (`losses.loss_dtype`). `cache=False` for a step that

@@ -144,3 +144,11 @@ def test_capture_defaults_to_cuda_only(tiny_config, tmp_path):
     assert captured["steps"] == plain["steps"] == 20
     assert captured["modes"] == plain["modes"]
     assert captured["frechet"] == pytest.approx(plain["frechet"], rel=1e-3)
+
+
+def test_a_run_resumes_with_capture_switched(tiny_config):
+    plain = run_toy(tiny_config("train.capture=false", "train.steps=10"), "switched")
+    resumed = run_toy(tiny_config("train.capture=true", "train.steps=20"), "switched")
+    whole = run_toy(tiny_config("train.capture=false"), "whole")
+    assert plain["steps"] == 10 and resumed["steps"] == 20
+    assert resumed["frechet"] == pytest.approx(whole["frechet"], rel=1e-3)
