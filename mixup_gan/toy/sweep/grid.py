@@ -113,11 +113,12 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
                 except (ConfigError, ValueError) as exc:
                     raise ConfigError(f"{where}: {exc}") from None
                 checked.add(data)
-            if _run_id(values) in seen:
+            run_id = _run_id(values)
+            if run_id in seen:
                 raise ConfigError(f"{where}: this run is listed twice (two cases or grid "
                                   "values give the same settings)")
-            seen.add(_run_id(values))
-            runs.append(SweepRun(_run_id(values), values, config, _flat(config)))
+            seen.add(run_id)
+            runs.append(SweepRun(run_id, values, config, _flat(config)))
     return runs
 
 
