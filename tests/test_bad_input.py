@@ -64,6 +64,7 @@ CASES = [
     ("device banana", toy(*s("train.device=banana")), "train.device"),
     ("device gpu 7", toy(*s("train.device=cuda:7")), "train.device"),
     ("amp text", toy(*s("train.amp=maybe")), "train.amp"),
+    ("capture text", toy(*s("train.capture=maybe")), "train.capture"),
     ("hidden zero", toy(*s("model.hidden=0")), "model.hidden"),
     ("n_samples one", toy(*s("eval.n_samples=1")), "eval.n_samples"),
     ("scale unknown", toy(*s("data.scale=huge")), "data.scale"),
