@@ -12,7 +12,7 @@ Prints, measured in this one run:
   runs one after another (P = 1), their ratio, the model FLOP utilization against this
   machine's measured matmul rate at the same shapes, and peak memory for P = 1, 10, 30 (each
   in a fresh process).
-Usage: python benchmarks/bench_sweep.py [--skip-cpu]
+Usage: python benchmarks/bench_sweep.py [--skip-cpu] [--skip-rates]
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import dataclasses
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -30,11 +31,12 @@ from common import matmul_flops_per_second, toy_flops_per_iteration
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from mixup_gan.gan_config import LossConfig
+from mixup_gan.runs import interleave
+from mixup_gan.runtime import make_adam
 from mixup_gan.toy.config import ToyModelConfig, ToyTrainConfig
 from mixup_gan.toy.data import ring
 from mixup_gan.toy.nets import ToyDiscriminator, ToyGenerator
 from mixup_gan.toy.runner import build_toy_trainer
-from mixup_gan.train import make_adam
 
 P, STEPS = 10, 12
 MODEL, TRAIN = ToyModelConfig(), ToyTrainConfig()  # paper setup: 3x512, batch 128, n_dis 5
@@ -77,7 +79,7 @@ def plain_loop(members: int, device: torch.device):
     lam drawn by torch.distributions on the device, saturating G loss, fused Adam."""
     G = ToyGenerator(MODEL.latent_dim, MODEL.hidden, MODEL.depth, members=members).to(device)
     D = ToyDiscriminator(MODEL.hidden, MODEL.depth, members=members).to(device)
-    opt_g, opt_d = make_adam(G.parameters(), TRAIN), make_adam(D.parameters(), TRAIN)
+    opt_g, opt_d = (make_adam(net.parameters(), TRAIN.lr, TRAIN.betas) for net in (G, D))
     centers = ring().centers.to(device)
     shape = (members, TRAIN.batch_size)
     beta = torch.distributions.Beta(torch.full(shape, 0.2, device=device),
@@ -128,6 +130,25 @@ def cuda_rates(members: int, device: torch.device, seconds: float = 3.0) -> list
     return [*rates, rate(lambda k: [iteration() for _ in range(k)])]
 
 
+def sweep_rates(device: torch.device, steps: int = 300) -> tuple[float, float]:
+    """Run-iterations per second of the Figure-5 sweep's populations (captured steps, no
+    hooks), trained one after another and side by side."""
+    sizes = (24, 6) * 3
+
+    def rate(at_once: int) -> float:
+        group = [trainers(members, 1, str(device))[0] for members in sizes]
+        interleave([(device, partial(t.fit_iter, 5, progress=False)) for t in group],
+                   at_once)  # warm up and record each step
+        torch.cuda.synchronize()
+        start = time.perf_counter()
+        interleave([(device, partial(t.fit_iter, 5 + steps, progress=False)) for t in group],
+                   at_once)
+        torch.cuda.synchronize()
+        return sum(sizes) * steps / (time.perf_counter() - start)
+
+    return rate(1), rate(len(sizes))
+
+
 def seconds_for(group) -> float:
     for t in group:  # warm up
         t.train_step()
@@ -169,10 +190,14 @@ def main() -> None:
         device = torch.device("cuda")
         print(f"run-iterations per second on {torch.cuda.get_device_name()} "
               "(ours captured | ours not captured | plain stacked loop | captured / plain):")
-        for members in (1, 10, 30, 100, 300):
+        for members in () if "--skip-rates" in sys.argv else (1, 10, 30, 100, 300):
             captured, eager, plain = cuda_rates(members, device)
             print(f"  P={members:<4} {captured:9.0f} | {eager:9.0f} | {plain:9.0f} | "
                   f"{captured / plain:.2f}x")
+        one_by_one, side_by_side = sweep_rates(device)
+        print(f"Figure-5 sweep populations (24, 6, 24, 6, 24, 6 members), run-iterations per "
+              f"second: one after another {one_by_one:.0f}, side by side {side_by_side:.0f}, "
+              f"ratio {side_by_side / one_by_one:.2f}x")
     if "--skip-cpu" in sys.argv:
         return
     print(f"CPU: {P} runs x {STEPS} iterations")

@@ -4,8 +4,10 @@
 # at 20,000 iterations in the background while the test suite runs on CUDA. Logs, the grid's
 # tables and figures come back under $OUT (at most 8 files). Usage, on that machine:
 #   source .gpu/prelude.sh && bash benchmarks/gpu_check.sh [seconds] [stage ...]
-# stages: bench toy grid tests (default: all, in that order); GRID_GRID replaces the sweep's
-# grid, e.g. GRID_GRID='{data.name: [ring, grid], model.latent_dim: [2], loss.alpha: [0, 1]}'.
+# stages: bench sides toy grid tests (default: bench toy grid tests, in that order; sides is
+# only bench_sweep's populations side by side vs one after another); GRID_GRID replaces the
+# sweep's grid, e.g. GRID_GRID='{data.name: [ring, grid], model.latent_dim: [2]}'. If the
+# sweep fails with its populations side by side, it resumes with one at a time.
 set -u
 OUT=${OUT:-/tmp/gpu_check}
 mkdir -p "$OUT"
@@ -28,6 +30,11 @@ if has bench; then
   timeout 100 python3 benchmarks/bench_image.py 2>&1 | tee -a "$OUT/log.txt"
 fi
 
+if has sides; then
+  say "bench_sweep: populations side by side"
+  timeout 120 python3 benchmarks/bench_sweep.py --skip-cpu --skip-rates 2>&1 | tee -a "$OUT/log.txt"
+fi
+
 if has toy; then
   say "toy run through the CLI (paper setup, hooks on), captured and not"
   for capture in true false; do
@@ -43,8 +50,12 @@ if has grid; then
   SET='data.reference: null, train.steps: 20000, eval.every: 1000, eval.snapshots: [10, 100, 1000, 10000, 20000], output.checkpoint_every: 5000'
   EXTRA=()
   [ -n "${GRID_GRID:-}" ] && EXTRA=(--set "grid=$GRID_GRID")
-  ( time OMP_NUM_THREADS=2 mixup-gan sweep -c configs/sweeps/figure5_20k.yaml --no-progress \
-      --set output=/tmp/sweeps --set "set={$SET}" "${EXTRA[@]}" ) > "$OUT/grid.txt" 2>&1 &
+  sweep() {
+    OMP_NUM_THREADS=2 mixup-gan sweep -c configs/sweeps/figure5_20k.yaml --no-progress \
+      --set output=/tmp/sweeps --set "set={$SET}" "${EXTRA[@]}" "$@"
+  }
+  ( time { sweep || { echo "== side by side failed: resuming one population at a time"
+                      sweep --set concurrent=1; }; } ) > "$OUT/grid.txt" 2>&1 &
   GRID=$!
 fi
 

@@ -12,7 +12,8 @@ finished run is started again.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -27,7 +28,9 @@ from .runtime import TrainingDiverged
 class Trainer(Protocol):
     step: int
 
-    def fit(self, steps: int, hooks: list[Hook], *, progress: bool) -> None: ...
+    def fit_iter(self, steps: int, hooks: list[Hook], *, progress: bool) -> Iterator[None]:
+        """Train to `steps`, calling hooks when due, yielding after each step."""
+
 
     def state_dict(self) -> dict: ...
 
@@ -63,6 +66,11 @@ class Run:
 
 def execute(run: Run) -> dict:
     """Train (or resume, or only report) `run`; returns its summary ({} off the main process)."""
+    return interleave([(run.device, lambda: execute_iter(run))], at_once=1)[0]
+
+
+def execute_iter(run: Run) -> Generator[None, None, dict]:
+    """`execute` one step at a time: yields after each training step, returns the summary."""
     folder, trainer = run.folder, run.trainer
     try:
         state = None
@@ -84,7 +92,8 @@ def execute(run: Run) -> dict:
         hooks = [*run.hooks(), Hook(checkpoint, every=run.checkpoint_every)]  # last
         first, started = trainer.step, time.perf_counter()
         try:
-            trainer.fit(run.steps, hooks, progress=run.progress and run.main)
+            yield from trainer.fit_iter(run.steps, hooks,
+                                        progress=run.progress and run.main)
         except TrainingDiverged as exc:
             kept = (f"the last good checkpoint {folder.checkpoint} is intact"
                     if folder.checkpoint.exists() else "no checkpoint had been written yet")
@@ -103,3 +112,38 @@ def execute(run: Run) -> dict:
         return summary
     finally:
         folder.close()
+
+
+def interleave(jobs: Sequence[tuple[torch.device, Callable[[], Generator[Any, Any, Any]]]],
+               at_once: int) -> list:
+    """Run jobs, `(device, generator function)`, `at_once` at a time, one step of each in
+    turn, from this one thread; returns their return values in order.
+
+    With `at_once` > 1, each CUDA job's device work goes to a stream of its own, so the GPU
+    runs the steps of several small jobs (a sweep's populations) side by side; one job at a
+    time stays on the current stream. A job starts when a slot frees.
+    The first exception stops everything: it is raised after the other running jobs are
+    closed (their `finally` blocks run; what they wrote at their last checkpoint stays)."""
+    results: list = [None] * len(jobs)
+    waiting = iter(enumerate(jobs))
+    running: list[tuple[int, torch.cuda.Stream | None, Generator]] = []
+    try:
+        while True:
+            while len(running) < at_once and (job := next(waiting, None)) is not None:
+                k, (device, start) = job
+                side = at_once > 1 and device.type == "cuda"
+                stream = torch.cuda.Stream(device) if side else None
+                running.append((k, stream, start()))
+            if not running:
+                return results
+            for entry in list(running):
+                k, stream, steps = entry
+                with nullcontext() if stream is None else torch.cuda.stream(stream):
+                    try:
+                        next(steps)
+                    except StopIteration as done:
+                        results[k] = done.value
+                        running.remove(entry)
+    finally:
+        for _, _, steps in running:
+            steps.close()

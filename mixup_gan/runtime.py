@@ -1,5 +1,6 @@
-"""What every run needs from its machine: the device, mixed precision, seed streams, fixed
-evaluation noise, the module inside a DDP wrapper, and the divergence error.
+"""What every run needs from its machine: the device, mixed precision, Adam's fastest kernel,
+seed streams, fixed evaluation noise, the module inside a DDP wrapper, and the divergence
+error.
 
 Nothing here knows a training loop, so FID, classification and distributed code use it
 without importing the GAN loop.
@@ -7,13 +8,23 @@ without importing the GAN loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
 from torch import Tensor, nn
 
 from .config import ConfigError
+
+
+def make_adam(params: Iterable[nn.Parameter], lr: float,
+              betas: tuple[float, float]) -> torch.optim.Adam:
+    """Adam with the fused kernel where this device supports it (about 2x faster on CPU)."""
+    params = list(params)
+    try:
+        return torch.optim.Adam(params, lr=lr, betas=betas, fused=True)
+    except RuntimeError:
+        return torch.optim.Adam(params, lr=lr, betas=betas)
 
 
 class TrainingDiverged(RuntimeError):

@@ -14,7 +14,8 @@ replayed from a CUDA graph (`captured_step`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 
 import torch
@@ -28,21 +29,12 @@ from .gan_config import GANTrainConfig, LossConfig
 from .hooks import Hook
 from .member_losses import BLOCK, DATA, LATENT, DiscriminatorPart, MemberLosses
 from .rng import CounterRNG
-from .runtime import TrainingDiverged, stream_seed, unwrapped
+from .runtime import TrainingDiverged, make_adam, stream_seed, unwrapped
 
 # real_data(rng, counter, n) -> (P, n, ...): each member's real batch, drawn with counters
 # counter .. counter + 3 of `rng` (see toy.data.MemberSampler, image.data.ImageBank.draw).
 RealData = Callable[[CounterRNG, int, int], Tensor]
 SYNC_EVERY = 50  # generator steps between reads of the on-device state (progress, NaN guard)
-
-
-def make_adam(params: Iterable[nn.Parameter], train: GANTrainConfig) -> torch.optim.Adam:
-    """Adam with the fused kernel where this device supports it (about 2x faster on CPU)."""
-    params = list(params)
-    try:
-        return torch.optim.Adam(params, lr=train.lr, betas=train.betas, fused=True)
-    except RuntimeError:
-        return torch.optim.Adam(params, lr=train.lr, betas=train.betas)
 
 
 def _is_stacked(net: nn.Module) -> bool:
@@ -108,8 +100,8 @@ class GANTrainer:
         self.rng = CounterRNG([stream_seed(s, "train") for s in self.seeds], self.device,
                               stride=BLOCK)
         self.draws = 0  # counters of `rng` used so far: BLOCK per D or G step
-        self.opt_g = make_adam(self.G.parameters(), train)
-        self.opt_d = make_adam(self.D.parameters(), train)
+        self.opt_g = make_adam(self.G.parameters(), train.lr, train.betas)
+        self.opt_d = make_adam(self.D.parameters(), train.lr, train.betas)
         decay = train.ema if ema_decay is None else ema_decay
         self.ema = EMA(self.G, decay) if decay else None  # evaluated and drawn when present
         self.step = 0  # generator iterations done
@@ -245,7 +237,13 @@ class GANTrainer:
     # --- the loop -----------------------------------------------------------------------
 
     def fit(self, steps: int, hooks: Iterable[Hook] = (), *, progress: bool = True) -> None:
-        """Train until `steps` generator iterations are done, calling hooks when due.
+        """Train until `steps` generator iterations are done (`fit_iter` run to its end)."""
+        deque(self.fit_iter(steps, hooks, progress=progress), maxlen=0)
+
+    def fit_iter(self, steps: int, hooks: Iterable[Hook] = (), *,
+                 progress: bool = True) -> Iterator[None]:
+        """Train until `steps` generator iterations are done, calling hooks when due; yields
+        after each step, so that a caller can interleave runs (`runs.interleave`).
 
         The on-device state is read (a host sync) only before hooks run and every
         `SYNC_EVERY` steps: a diverged run stops there, naming the step it diverged at,
@@ -272,6 +270,7 @@ class GANTrainer:
                 bar.update(1)
                 for hook in due:
                     hook.fn(self)
+                yield
         finally:
             bar.close()
 

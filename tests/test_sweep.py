@@ -1,12 +1,14 @@
 """Populations and sweeps: member k equals a run of one; sweeps are checked, grouped, resumable."""
 
 import json
+from functools import partial
 
 import pytest
 import torch
 
 from mixup_gan.config import ConfigError
 from mixup_gan.gan_config import LossConfig
+from mixup_gan.runs import interleave
 from mixup_gan.toy.config import ToyConfig, ToyModelConfig, ToyTrainConfig
 from mixup_gan.toy.data import grid, ring
 from mixup_gan.toy.runner import build_toy_trainer
@@ -194,7 +196,11 @@ def test_bad_sweeps_fail_before_training(tmp_path, monkeypatch, body, match):
         run_sweep(write_sweep(tmp_path, body + f"output: {tmp_path}\n"), progress=False)
 
 
-def test_sweep_end_to_end_and_resume(tmp_path, monkeypatch):
+@pytest.mark.parametrize(("concurrent", "crash_at", "logged"), [
+    (1, 6, [3, 3, 3]),  # the first population (3 runs) logged step 3, then died
+    (2, 7, [3, 3, 3, 3]),  # two populations take turns: both logged step 3, then died
+])
+def test_sweep_end_to_end_and_resume(tmp_path, monkeypatch, concurrent, crash_at, logged):
     whole = run_sweep(write_sweep(tmp_path, TINY.format(out=tmp_path / "a")), progress=False)
     rows = [json.loads(line) for line in (whole / "results.jsonl").read_text().splitlines()]
     assert len(rows) == 8 * 2  # 8 runs x eval at steps 3 and 6
@@ -209,23 +215,66 @@ def test_sweep_end_to_end_and_resume(tmp_path, monkeypatch):
 
     original, calls = GANTrainer.train_step, {"n": 0}
 
-    def crash_after_five_steps(self):
+    def crash(self):
         calls["n"] += 1
-        if calls["n"] == 6:
+        if calls["n"] == crash_at:
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(GANTrainer, "train_step", crash_after_five_steps)
-    path = write_sweep(tmp_path, TINY.format(out=tmp_path / "b"))
+    monkeypatch.setattr(GANTrainer, "train_step", crash)
+    path = write_sweep(tmp_path, TINY.format(out=tmp_path / "b")
+                       + f"concurrent: {concurrent}\n")
     with pytest.raises(KeyboardInterrupt):
         run_sweep(path, progress=False)
     monkeypatch.setattr(GANTrainer, "train_step", original)
     partial = run_sweep(path, progress=False, report=True)  # trains nothing
     steps = [json.loads(line)["step"]
              for line in (partial / "results.jsonl").read_text().splitlines()]
-    assert steps == [3, 3, 3]  # the first population (3 runs) logged step 3, then died
-    resumed = run_sweep(path, progress=False)
+    assert steps == logged
+    resumed = run_sweep(path, progress=False)  # side by side, as trained one by one
     assert (resumed / "results.jsonl").read_text() == (whole / "results.jsonl").read_text()
+
+
+def test_populations_side_by_side_train_as_one_by_one(tmp_path, device):
+    """On CUDA each population has a stream of its own (and its step is a CUDA graph)."""
+    tiny = TINY.replace("train.device: cpu", f"train.device: {device}")
+    final = {}
+    for concurrent in (1, 4):
+        root = run_sweep(write_sweep(tmp_path, tiny.format(out=tmp_path / str(concurrent))
+                                     + f"concurrent: {concurrent}\n"), progress=False)
+        final[concurrent] = {p.parent.name: torch.load(p, weights_only=True)["fake"]
+                             for p in (root / "populations").glob("*/final_samples.pt")}
+    assert len(final[1]) == 4 and final[1].keys() == final[4].keys()
+    for name, fake in final[1].items():
+        torch.testing.assert_close(final[4][name], fake, rtol=1e-5, atol=1e-5)
+
+
+def test_interleave_takes_turns_and_stops_everything_at_the_first_error():
+    trace, closed = [], []
+
+    def job(name, steps, fail_at=None):
+        try:
+            for k in range(steps):
+                if k == fail_at:
+                    raise ValueError(name)
+                trace.append(f"{name}{k}")
+                yield
+            return name
+        finally:
+            closed.append(name)
+
+    cpu = torch.device("cpu")
+    jobs = [(cpu, partial(job, n, s)) for n, s in (("a", 2), ("b", 3), ("c", 1))]
+    assert interleave(jobs, at_once=2) == ["a", "b", "c"]
+    # a and b take turns; c starts in the round after a's slot freed
+    assert trace == ["a0", "b0", "a1", "b1", "b2", "c0"]
+    trace.clear(), closed.clear()
+    jobs = [(cpu, partial(job, "a", 5)), (cpu, partial(job, "b", 5, fail_at=2)),
+            (cpu, partial(job, "c", 5))]
+    with pytest.raises(ValueError, match="b"):
+        interleave(jobs, at_once=2)
+    assert trace == ["a0", "b0", "a1", "b1", "a2"]  # c never started
+    assert sorted(closed) == ["a", "b"]  # a was closed: its finally ran
 
 
 def test_an_ablation_of_cases_end_to_end(tmp_path):

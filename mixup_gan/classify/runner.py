@@ -122,7 +122,8 @@ class ClassifierTrainer:
         self.schedule.step()
         return total / count
 
-    def fit(self, steps: int, hooks=(), *, progress: bool = True) -> None:
+    def fit_iter(self, steps: int, hooks=(), *, progress: bool = True) -> Iterator[None]:
+        """Train to `steps` epochs, calling hooks when due; yields after each epoch."""
         hooks = list(hooks)
         with tqdm(total=steps, initial=self.step, desc="classify", disable=not progress,
                   dynamic_ncols=True) as bar:
@@ -134,6 +135,7 @@ class ClassifierTrainer:
                         hook.fn(self)
                 bar.set_postfix(loss=f"{self.train_loss:.3f}")
                 bar.update(1)
+                yield
 
     def state_dict(self) -> dict:
         return training_state(

@@ -36,6 +36,9 @@ class SweepConfig:
                 "a time); runs = cases x grid product x seeds")
     seeds: list[int] = option([0, 1, 2])
     population: int = option(30, gt=0, doc="most members trained together")
+    concurrent: int | None = option(
+        None, gt=0, doc="populations trained side by side, a step of each in turn (each on a "
+                        "CUDA stream of its own); null: up to 8 on CUDA, 1 on CPU")
     output: str = option("runs/sweeps", doc="folder for this sweep's results")
     name: str | None = option(None, doc="default: the sweep file's stem")
 

@@ -4,6 +4,8 @@ for the whole sweep."""
 from __future__ import annotations
 
 import json
+from collections.abc import Generator
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -12,7 +14,7 @@ from tqdm.auto import tqdm
 from ...config import config_to_dict, load_config
 from ...hooks import Hook
 from ...run_folder import FolderLock, RunFolder, make_folder
-from ...runs import Run, execute
+from ...runs import Run, execute_iter, interleave
 from ...runtime import eval_noise, resolve_device
 from ..data import make_distribution
 from ..runner import PICTURE_POINTS, build_toy_trainer, evaluate, reference_points
@@ -21,9 +23,9 @@ from .report import write_results
 
 
 def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm, *,
-                     overwrite: bool = False) -> None:
-    """Train one population to its last step, resuming from its checkpoint (or starting
-    again with `overwrite`)."""
+                     overwrite: bool = False) -> Generator[None, None, dict]:
+    """Train one population to its last step, a step per `next`, resuming from its
+    checkpoint (or starting again with `overwrite`)."""
     shared = members[0].config
     device = resolve_device(shared.train.device)
     dists = [make_distribution(r.config.data.name, scale=r.config.data.scale,
@@ -56,9 +58,21 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm, *,
                 Hook(log_metrics, every=shared.eval.every)]
 
     record = {r.id: config_to_dict(r.config) for r in members}
-    execute(Run(folder, record, trainer, shared.train.steps, device,
-                shared.output.checkpoint_every, overwrite=overwrite, progress=False,
-                members=True, hooks=hooks))
+    return (yield from execute_iter(Run(folder, record, trainer, shared.train.steps, device,
+                                        shared.output.checkpoint_every, overwrite=overwrite,
+                                        progress=False, members=True, hooks=hooks)))
+
+
+SIDE_BY_SIDE = 8  # populations trained at once on CUDA unless `concurrent` says otherwise
+
+
+def side_by_side(sweep: SweepConfig, groups: list[list[SweepRun]]) -> int:
+    """How many populations train at once: `concurrent`, else up to `SIDE_BY_SIDE` when
+    they train on CUDA (a small population leaves a GPU mostly idle), one on a CPU."""
+    if sweep.concurrent is not None:
+        return sweep.concurrent
+    cuda = any(resolve_device(g[0].config.train.device).type == "cuda" for g in groups)
+    return min(len(groups), SIDE_BY_SIDE) if cuda else 1
 
 
 def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = True,
@@ -86,10 +100,11 @@ def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = T
             with tqdm(total=total, desc=f"sweep ({len(runs)} runs, {len(groups)} populations)",
                       unit="it", unit_scale=True, disable=not progress,
                       dynamic_ncols=True) as bar:
-                for members in groups:
-                    train_population(members, RunFolder(root / "populations",
-                                                        group_name(members)), bar,
-                                     overwrite=overwrite)
+                interleave([(resolve_device(g[0].config.train.device),
+                             partial(train_population, g,
+                                     RunFolder(root / "populations", group_name(g)), bar,
+                                     overwrite=overwrite)) for g in groups],
+                           at_once=side_by_side(sweep, groups))
         write_results(root, runs, groups)
     finally:
         lock.release()
