@@ -187,15 +187,15 @@ from mixup_gan.image.config import ImageConfig
 from mixup_gan.image import runner
 
 out = sys.argv[1]
-original = runner.ProcessCountTrainer.fit
+original = runner.ProcessCountTrainer.fit_iter
 
 
 def fit_and_dump(self, *args, **kwargs):
-    original(self, *args, **kwargs)
+    yield from original(self, *args, **kwargs)
     torch.save(self.state_dict(), f"{out}/rank{dist.get_rank()}.pt")
 
 
-runner.ProcessCountTrainer.fit = fit_and_dump
+runner.ProcessCountTrainer.fit_iter = fit_and_dump
 cfg = load_config(None, ImageConfig, sys.argv[2:])
 runner.run_image(cfg, "ddp")
 """

@@ -191,7 +191,7 @@ def test_bad_sweeps_fail_before_training(tmp_path, monkeypatch, body, match):
     def no_training(*args, **kwargs):
         raise AssertionError("training started")
 
-    monkeypatch.setattr(GANTrainer, "fit", no_training)
+    monkeypatch.setattr(GANTrainer, "fit_iter", no_training)
     with pytest.raises(ConfigError, match=match):
         run_sweep(write_sweep(tmp_path, body + f"output: {tmp_path}\n"), progress=False)
 
