@@ -177,6 +177,8 @@ def test_penalized_runs_train_apart():
         ("grid:\n  loss.alpha: [0.1]\nset:\n  train.steps: 0\n",
          r"set: train.steps: 0 must be > 0"),
         ("population: 0\n", r"population: 0 must be > 0"),
+        ("concurrent: 0\n", r"concurrent: 0 must be > 0"),
+        ("concurrent: two\n", r"concurrent: expected int, got .two."),
         ("cases:\n  - {train.seed: 1}\n", r"cases\[0\].train.seed: list seeds under"),
         ("cases:\n  - {}\n  - {loss.alpha: 1}\ngrid:\n  loss.alpha: [0]\n",
          r"cases\[1\].loss.alpha is also a grid key"),
