@@ -13,7 +13,7 @@ from mixup_gan.toy.config import ToyConfig, ToyModelConfig, ToyTrainConfig
 from mixup_gan.toy.data import grid, ring
 from mixup_gan.toy.runner import build_toy_trainer
 from mixup_gan.toy.sweep import SweepConfig, expand, populations, run_sweep
-from mixup_gan.train import GANTrainer
+from mixup_gan.train import SYNC_EVERY, GANTrainer
 
 MODEL = ToyModelConfig(latent_dim=2, hidden=32, depth=2)
 TRAIN = ToyTrainConfig(batch_size=16, n_dis=2, capture=False)  # train_step called directly
@@ -249,6 +249,22 @@ def test_populations_side_by_side_train_as_one_by_one(tmp_path, device):
     assert len(final[1]) == 4 and final[1].keys() == final[4].keys()
     for name, fake in final[1].items():
         torch.testing.assert_close(final[4][name], fake, rtol=1e-5, atol=1e-5)
+
+
+def test_a_population_syncs_with_the_host_only_at_its_sync_points(tmp_path, monkeypatch):
+    """A host sync each step would serialize populations trained side by side."""
+    syncs, original = [], GANTrainer.check_finite
+
+    def counted(self):
+        syncs.append(self.step)
+        return original(self)
+
+    monkeypatch.setattr(GANTrainer, "check_finite", counted)
+    body = (TINY.replace("train.steps: 6", "train.steps: 120")
+            .replace("eval.every: 3", "eval.every: 60")
+            .replace("output.checkpoint_every: 2", "output.checkpoint_every: 60"))
+    run_sweep(write_sweep(tmp_path, body.format(out=tmp_path)), progress=False)
+    assert SYNC_EVERY == 50 and sorted(syncs) == sorted([50, 60, 100, 120] * 4)  # 4 populations
 
 
 def test_interleave_takes_turns_and_stops_everything_at_the_first_error():

@@ -16,6 +16,7 @@ from ...hooks import Hook
 from ...run_folder import FolderLock, RunFolder, make_folder
 from ...runs import Run, execute_iter, interleave
 from ...runtime import eval_noise, resolve_device
+from ...train import SYNC_EVERY
 from ..data import make_distribution
 from ..runner import PICTURE_POINTS, build_toy_trainer, evaluate, reference_points
 from .grid import SweepConfig, SweepRun, expand, group_name, populations, sweep_root
@@ -53,9 +54,14 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm, *,
                        folder.path / "final_samples.pt")
 
     def hooks() -> list[Hook]:
+        shown = [trainer.step]  # steps the sweep's bar holds for this population
         bar.update(trainer.step * len(members))
-        return [Hook(lambda t: bar.update(len(members)), every=1, final=False),
-                Hook(log_metrics, every=shared.eval.every)]
+
+        def advance(t) -> None:  # at the loop's own sync points: a hook syncs the host
+            bar.update((t.step - shown[0]) * len(members))
+            shown[0] = t.step
+
+        return [Hook(advance, every=SYNC_EVERY), Hook(log_metrics, every=shared.eval.every)]
 
     record = {r.id: config_to_dict(r.config) for r in members}
     return (yield from execute_iter(Run(folder, record, trainer, shared.train.steps, device,
