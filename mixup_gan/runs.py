@@ -31,7 +31,6 @@ class Trainer(Protocol):
     def fit_iter(self, steps: int, hooks: list[Hook], *, progress: bool) -> Iterator[None]:
         """Train to `steps`, calling hooks when due, yielding after each step."""
 
-
     def state_dict(self) -> dict: ...
 
     def load_state_dict(self, state: dict) -> None: ...

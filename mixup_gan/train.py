@@ -247,7 +247,8 @@ class GANTrainer:
 
         The on-device state is read (a host sync) only before hooks run and every
         `SYNC_EVERY` steps: a diverged run stops there, naming the step it diverged at,
-        before any hook (a checkpoint, say) sees its weights.
+        before any hook (a checkpoint, say) sees its weights. So a hook due every step
+        syncs every step; host-only work belongs at `every=SYNC_EVERY`.
         """
         hooks = list(hooks)
         bar = tqdm(total=steps, initial=self.step, disable=not progress, desc="train",
