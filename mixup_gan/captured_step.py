@@ -46,6 +46,7 @@ class StepClock:
         self.warm: dict[object, int] = {}
         self.per_step = 0  # counters one step uses
         self.base_lr = train.lr
+        self.attach(trainer)
 
     def counter(self, host_counter: int) -> Tensor:
         """The device counter for the host counter `host_counter` of the current step."""
@@ -60,8 +61,7 @@ class StepClock:
         counters, and Adam's groups reading the lr tensor in a capturable way."""
         self.step.fill_(trainer.step)
         self.draws.fill_(trainer.draws)
-        for group in (*trainer.opt_d.param_groups, *trainer.opt_g.param_groups):
-            group["lr"], group["capturable"] = self.lr, True
+        trainer.set_lr(self.lr, capturable=True)
         self.graphs.clear()
         self.warm.clear()
 

@@ -111,8 +111,6 @@ class GANTrainer:
         self.loss_sums: dict = {}
         self._reset_sums()
         self.clock = StepClock(self) if capture else None
-        if self.clock is not None:
-            self.clock.attach(self)
 
     # --- stacking -------------------------------------------------------------------------
 
@@ -182,19 +180,23 @@ class GANTrainer:
 
     def train_step(self) -> dict[str, Tensor]:
         """`n_dis` D steps then one G step; returns the last D losses and the G losses (P,)."""
-        schedule = self.cfg.lr_schedule
         if self.clock is not None:
             self.clock.set_lr()
-        elif not schedule.constant:
-            lr = self.cfg.lr * schedule.multiplier(self.step, self.cfg.steps)
-            for group in (*self.opt_d.param_groups, *self.opt_g.param_groups):
-                group["lr"] = lr
+        elif not self.cfg.lr_schedule.constant:
+            self.set_lr()
         for _ in range(self.cfg.n_dis):
             d_loss = self.d_step()
         losses = {"d_loss": d_loss, "g_loss": self.g_step()}
         if self.ema is not None:
             self.ema.update(self.G)
         return losses
+
+    def set_lr(self, lr: float | Tensor | None = None, *, capturable: bool = False) -> None:
+        """Adam's lr for D and G: the schedule's at this step, or a captured step's tensor."""
+        if lr is None:
+            lr = self.cfg.lr * self.cfg.lr_schedule.multiplier(self.step, self.cfg.steps)
+        for group in (*self.opt_d.param_groups, *self.opt_g.param_groups):
+            group["lr"], group["capturable"] = lr, capturable
 
     def sampler(self) -> nn.Module:
         """The generator to evaluate and draw: the EMA weights when averaged, else G."""
@@ -327,9 +329,7 @@ class GANTrainer:
             else:
                 self.loss_sums[key] = value
         self.diverged_at.copy_(progress["diverged_at"])
-        lr = self.cfg.lr * self.cfg.lr_schedule.multiplier(self.step, self.cfg.steps)
-        for group in (*self.opt_d.param_groups, *self.opt_g.param_groups):
-            group["lr"], group["capturable"] = lr, False  # as saved by a captured run, too
+        self.set_lr()  # a float, not capturable: as saved by a captured run, too
         if self.clock is not None:
             self.clock.attach(self)
 
