@@ -23,12 +23,12 @@ from .grid import SweepConfig, SweepRun, expand, group_name, populations, sweep_
 from .report import write_results
 
 
-def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm, *,
-                     overwrite: bool = False) -> Generator[None, None, dict]:
-    """Train one population to its last step, a step per `next`, resuming from its
-    checkpoint (or starting again with `overwrite`)."""
+def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm,
+                     device: torch.device, *, overwrite: bool = False
+                     ) -> Generator[None, None, dict]:
+    """Train one population on `device` to its last step, a step per `next`, resuming from
+    its checkpoint (or starting again with `overwrite`)."""
     shared = members[0].config
-    device = resolve_device(shared.train.device)
     dists = [make_distribution(r.config.data.name, scale=r.config.data.scale,
                                path=r.config.data.path) for r in members]
     references = [reference_points(r.config, d) for r, d in zip(members, dists, strict=True)]
@@ -72,13 +72,14 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm, *,
 SIDE_BY_SIDE = 8  # populations trained at once on CUDA unless `concurrent` says otherwise
 
 
-def side_by_side(sweep: SweepConfig, groups: list[list[SweepRun]]) -> int:
-    """How many populations train at once: `concurrent`, else up to `SIDE_BY_SIDE` when
-    they train on CUDA (a small population leaves a GPU mostly idle), one on a CPU."""
+def side_by_side(sweep: SweepConfig, devices: list[torch.device]) -> int:
+    """How many populations (on `devices`, one each) train at once: `concurrent`, else up to
+    `SIDE_BY_SIDE` when they train on CUDA (a small population leaves a GPU mostly idle),
+    one on a CPU."""
     if sweep.concurrent is not None:
         return sweep.concurrent
-    cuda = any(resolve_device(g[0].config.train.device).type == "cuda" for g in groups)
-    return min(len(groups), SIDE_BY_SIDE) if cuda else 1
+    cuda = any(device.type == "cuda" for device in devices)
+    return min(len(devices), SIDE_BY_SIDE) if cuda else 1
 
 
 def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = True,
@@ -106,11 +107,12 @@ def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = T
             with tqdm(total=total, desc=f"sweep ({len(runs)} runs, {len(groups)} populations)",
                       unit="it", unit_scale=True, disable=not progress,
                       dynamic_ncols=True) as bar:
-                interleave([(resolve_device(g[0].config.train.device),
-                             partial(train_population, g,
-                                     RunFolder(root / "populations", group_name(g)), bar,
-                                     overwrite=overwrite)) for g in groups],
-                           at_once=side_by_side(sweep, groups))
+                devices = [resolve_device(g[0].config.train.device) for g in groups]
+                interleave([(device, partial(train_population, g,
+                                             RunFolder(root / "populations", group_name(g)),
+                                             bar, device, overwrite=overwrite))
+                            for g, device in zip(groups, devices, strict=True)],
+                           at_once=side_by_side(sweep, devices))
         write_results(root, runs, groups)
     finally:
         lock.release()
