@@ -171,12 +171,15 @@ def apply_overrides(data: dict, overrides: Iterable[str] | dict[str, Any]) -> di
              if isinstance(overrides, dict) else
              ((*parse_override(text), f"--set {text!r}") for text in overrides))
     for keys, value, where in pairs:
-        node = data
-        for k in keys[:-1]:
+        node, last = data, keys[-1]
+        for i, k in enumerate(keys[:-1]):
+            if ".".join(keys[i:]) in node:  # a mapping of key paths (a sweep's `set`, `grid`)
+                last = ".".join(keys[i:])  # holds `train.steps` whole: replace that entry
+                break
             node = node.setdefault(k, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"{where}: {k!r} is not a section")
-        node[keys[-1]] = value
+        node[last] = value
     return data
 
 

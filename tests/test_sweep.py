@@ -1,12 +1,13 @@
 """Populations and sweeps: member k equals a run of one; sweeps are checked, grouped, resumable."""
 
 import json
+from dataclasses import replace
 from functools import partial
 
 import pytest
 import torch
 
-from mixup_gan.config import ConfigError
+from mixup_gan.config import ConfigError, load_config
 from mixup_gan.gan_config import LossConfig
 from mixup_gan.runs import interleave
 from mixup_gan.toy.config import ToyConfig, ToyModelConfig, ToyTrainConfig
@@ -154,6 +155,35 @@ def test_cases_are_settings_crossed_with_the_grid():
     assert [r.values["data.name"] for r in runs[:4]] == ["ring", "ring", "grid", "grid"]
 
 
+def test_a_section_in_a_sweep_changes_only_the_keys_it_names(tmp_path):
+    """`set: {train: {steps: 7}}`, a case `{loss: {alpha: 1}}` and `--set set.train.steps=7`
+    change those keys and keep the base config's other keys in the section (they replaced
+    the whole section once, silently resetting batch size, D steps and learning rate)."""
+    base = "configs/toy/ring_mixup.yaml"
+    ring = load_config(base, ToyConfig)
+    assert ring.train != ToyConfig().train and ring.loss != ToyConfig().loss
+    sectioned = SweepConfig(base=base, set={"train": {"steps": 7}},
+                            cases=[{"loss": {"alpha": 1}}], grid={"model": {"latent_dim": [5]}},
+                            seeds=[0])
+    dotted = SweepConfig(base=base, set={"train.steps": 7}, cases=[{"loss.alpha": 1}],
+                         grid={"model.latent_dim": [5]}, seeds=[0])
+    (run,), (same,) = expand(sectioned, "test"), expand(dotted, "test")
+    assert run.id == same.id == "loss.alpha=1.0,model.latent_dim=5,train.seed=0"
+    assert run.config == same.config
+    assert run.config.train == replace(ring.train, steps=7)
+    assert run.config.loss == replace(ring.loss, alpha=1.0)
+    path = write_sweep(tmp_path, f"base: {base}\nset:\n  train.steps: 20\n"
+                                 "grid:\n  loss.alpha: [0, 0.2]\nseeds: [0]\n")
+    sweep = load_config(path, SweepConfig, ["set.train.steps=7", "set.eval.every=7",
+                                            "grid.loss.alpha=[1]", "grid.model.latent_dim=[5]"])
+    # a key path the file names is replaced where it is; a new one is a section, read as above
+    assert sweep.set == {"train.steps": 7, "eval": {"every": 7}}
+    assert sweep.grid == {"loss.alpha": [1], "model": {"latent_dim": [5]}}
+    (run,) = expand(sweep, str(path))
+    assert run.config.train == replace(ring.train, steps=7)
+    assert (run.config.eval.every, run.config.loss.alpha) == (7, 1.0)
+
+
 def test_penalized_runs_train_apart():
     """A population pays for the penalty's double backward if any member has one, so runs
     with and without it are grouped apart."""
@@ -187,6 +217,11 @@ def test_penalized_runs_train_apart():
         ("cases: {loss.alpha: 1}\n", r"cases: expected a list"),
         ("cases:\n  - {}\n  - {loss.alpha: 0.2}\n", r"alpha=0.2.* listed twice"),
         ("grid:\n  loss.alpha: [0.5, 0.5]\n", r"listed twice"),
+        ("grid:\n  loss.alpha: 0.2\n", r"grid.loss.alpha: expected a list of values"),
+        ("grid:\n  loss: [{alpha: 0}, {alpha: 1}]\n", r"grid.loss: name a key of the section"),
+        ("grid:\n  loss.alpha: [1]\nset:\n  train.steps: 5\n  train: {steps: 6}\n",
+         r"set.train.steps is given twice"),
+        ("cases:\n  - {loss: {alfa: 1}}\n", r"run loss.alfa=1.*unknown key 'loss.alfa'"),
     ],
 )
 def test_bad_sweeps_fail_before_training(tmp_path, monkeypatch, body, match):

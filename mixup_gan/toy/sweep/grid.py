@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +30,7 @@ MEMBER_PREFIXES = ("data.", "loss.", "train.seed")
 class SweepConfig:
     base: str | None = option(None, doc="run config every run starts from (cwd-relative)")
     set: dict[str, Any] = option({}, doc="overrides applied to every run")
-    grid: dict[str, list[Any]] = option({}, doc="config key -> values; runs = product x seeds")
+    grid: dict[str, Any] = option({}, doc="config key -> list of values; runs = product x seeds")
     cases: list[dict[str, Any]] = option(
         [], doc="settings, each a mapping of config keys to values (e.g. one lever added at "
                 "a time); runs = cases x grid product x seeds")
@@ -65,15 +65,43 @@ def _lookup(data: dict, path: str) -> Any:
     return data
 
 
-def _check(sweep: SweepConfig, source: str) -> None:
+def _key_paths(mapping: dict[str, Any], where: str) -> dict[str, Any]:
+    """`mapping` with its sections written out as key paths: `train: {steps: 10}` means
+    `train.steps: 10`, so the section's other keys keep the base config's values (as
+    `--set set.train.steps=10` gives too). A key given both ways, or a whole section replaced
+    by a value, is an error."""
+    paths: dict[str, Any] = {}
+    for key, value in mapping.items():
+        if "." in key:
+            items = [(key, value)]
+        elif isinstance(value, dict):
+            items = [(f"{key}.{inner}", v) for inner, v in value.items()]
+        else:
+            raise ConfigError(f"{where}.{key}: name a key of the section, e.g. {key}.<key>")
+        for path, v in items:
+            if path in paths:
+                raise ConfigError(f"{where}.{path} is given twice (as a key path and inside "
+                                  "its section)")
+            paths[path] = v
+    return paths
+
+
+def _check(sweep: SweepConfig, source: str) -> SweepConfig:
+    """`sweep` with every key written as a key path, once its rules are checked."""
+    sweep = replace(sweep, set=_key_paths(sweep.set, f"{source}: set"),
+                    grid=_key_paths(sweep.grid, f"{source}: grid"),
+                    cases=[_key_paths(case, f"{source}: cases[{i}]")
+                           for i, case in enumerate(sweep.cases)])
     if not sweep.grid and not sweep.cases:
         raise ConfigError(f"{source}: grid is empty: name at least one key to sweep, e.g. "
                           "'loss.alpha: [0, 0.2]', or list cases")
     if not sweep.seeds:
         raise ConfigError(f"{source}: seeds is empty")
-    empty = [k for k, values in sweep.grid.items() if not values]
-    if empty:
-        raise ConfigError(f"{source}: grid.{empty[0]} has no values")
+    for key, values in sweep.grid.items():
+        if not isinstance(values, list):
+            raise ConfigError(f"{source}: grid.{key}: expected a list of values, got {values!r}")
+        if not values:
+            raise ConfigError(f"{source}: grid.{key} has no values")
     if "train.seed" in sweep.grid:
         raise ConfigError(f"{source}: grid.train.seed: list seeds under 'seeds' instead")
     for i, case in enumerate(sweep.cases):
@@ -84,6 +112,7 @@ def _check(sweep: SweepConfig, source: str) -> None:
         if both:
             raise ConfigError(f"{source}: cases[{i}].{both[0]} is also a grid key: set it "
                               "in one place")
+    return sweep
 
 
 def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
@@ -91,7 +120,7 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
     name the sweep file, the run and the key. Every run's `values` hold the same keys: the
     keys any case sets (the resolved value where a case leaves one out), the grid's, the
     seed."""
-    _check(sweep, source)
+    sweep = _check(sweep, source)
     base = load_config(sweep.base, ToyConfig) if sweep.base else ToyConfig()
     base_dict = apply_overrides(config_to_dict(base), sweep.set)
     config_from_dict(base_dict, ToyConfig, source=f"{source}: set")
