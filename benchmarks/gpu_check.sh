@@ -47,12 +47,11 @@ fi
 GRID=""
 if has grid; then
   say "Figure-5 grid, 20,000 iterations, in the background"
-  SET='data.reference: null, train.steps: 20000, eval.every: 1000, eval.snapshots: [10, 100, 1000, 10000, 20000], output.checkpoint_every: 5000'
   EXTRA=()
   [ -n "${GRID_GRID:-}" ] && EXTRA=(--set "grid=$GRID_GRID")
   sweep() {
     OMP_NUM_THREADS=2 mixup-gan sweep -c configs/sweeps/figure5_20k.yaml --no-progress \
-      --set output=/tmp/sweeps --set "set={$SET}" "${EXTRA[@]}" "$@"
+      --set output=/tmp/sweeps "${EXTRA[@]}" "$@"
   }
   ( time { sweep || { echo "== side by side failed: resuming one population at a time"
                       sweep --set concurrent=1; }; } ) > "$OUT/grid.txt" 2>&1 &
