@@ -11,7 +11,7 @@ from mixup_gan.config import ConfigError, load_config
 from mixup_gan.gan_config import LossConfig
 from mixup_gan.runs import interleave
 from mixup_gan.toy.config import ToyConfig, ToyModelConfig, ToyTrainConfig
-from mixup_gan.toy.data import grid, ring
+from mixup_gan.toy.data import grid, read_points, ring
 from mixup_gan.toy.runner import build_toy_trainer
 from mixup_gan.toy.sweep import SweepConfig, expand, populations, run_sweep
 from mixup_gan.train import SYNC_EVERY, GANTrainer
@@ -231,6 +231,25 @@ def test_bad_sweeps_fail_before_training(tmp_path, monkeypatch, body, match):
     monkeypatch.setattr(GANTrainer, "fit_iter", no_training)
     with pytest.raises(ConfigError, match=match):
         run_sweep(write_sweep(tmp_path, body + f"output: {tmp_path}\n"), progress=False)
+
+
+def test_a_reference_file_is_read_once_per_sweep(tmp_path, monkeypatch):
+    """Every member is judged against the points the sweep checked, read from disk once."""
+    import mixup_gan.toy.runner as runner
+
+    reads = []
+    monkeypatch.setattr(runner, "read_points", lambda path: reads.append(path) or
+                        read_points(path))
+    body = (TINY.format(out=tmp_path).replace("  data.name: [ring, grid]\n", "")
+            .replace("set:\n", "set:\n  data.reference: toy_data/ring_paper.csv\n"))
+    root = run_sweep(write_sweep(tmp_path, body), progress=False)
+    assert reads == ["toy_data/ring_paper.csv"]
+    expected = read_points("toy_data/ring_paper.csv")
+    real = [points for final in sorted(root.glob("populations/*/final_samples.pt"))
+            for points in torch.load(final, weights_only=True)["real"]]
+    assert len(real) == 4  # 2 seeds x alpha 0 and 0.2, as two populations
+    for points in real:
+        torch.testing.assert_close(points, expected[:len(points)], rtol=0, atol=0)
 
 
 @pytest.mark.parametrize(("concurrent", "crash_at", "logged"), [

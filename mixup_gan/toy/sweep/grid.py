@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from ...config import (
     ConfigError,
     apply_overrides,
@@ -51,6 +53,7 @@ class SweepRun:
     values: dict[str, Any]
     config: ToyConfig
     flat: dict[str, Any] = field(repr=False, default_factory=dict)
+    reference: torch.Tensor | None = field(repr=False, default=None)  # the points it is judged by
 
 
 def _flat(config: ToyConfig) -> dict[str, Any]:
@@ -126,7 +129,7 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
     config_from_dict(base_dict, ToyConfig, source=f"{source}: set")
     keys = list(sweep.grid)
     case_keys = list(dict.fromkeys(k for case in sweep.cases for k in case))
-    runs, checked, seen = [], set(), set()
+    runs, references, seen = [], {}, set()
     for case, combo in itertools.product(sweep.cases or [{}],
                                          itertools.product(*(sweep.grid[k] for k in keys))):
         for seed in sweep.seeds:
@@ -137,20 +140,20 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
             resolved = config_to_dict(config)
             values = {**{k: _lookup(resolved, k) for k in case_keys},
                       **dict(zip(keys, combo, strict=True)), "train.seed": seed}
-            data = (config.data.name, config.data.scale, config.data.path, config.data.reference)
-            if data not in checked:  # the same data and reference are checked once
+            data = (config.data.name, config.data.scale, config.data.path,
+                    config.data.reference, config.eval.n_samples)
+            if data not in references:  # the same data and reference are read and checked once
                 try:
-                    reference_points(config, make_distribution(
+                    references[data] = reference_points(config, make_distribution(
                         config.data.name, scale=config.data.scale, path=config.data.path))
                 except (ConfigError, ValueError) as exc:
                     raise ConfigError(f"{where}: {exc}") from None
-                checked.add(data)
             run_id = _run_id(values)
             if run_id in seen:
                 raise ConfigError(f"{where}: this run is listed twice (two cases or grid "
                                   "values give the same settings)")
             seen.add(run_id)
-            runs.append(SweepRun(run_id, values, config, _flat(config)))
+            runs.append(SweepRun(run_id, values, config, _flat(config), references[data]))
     return runs
 
 

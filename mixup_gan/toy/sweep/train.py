@@ -18,7 +18,7 @@ from ...runs import Run, execute_iter, interleave
 from ...runtime import eval_noise, resolve_device
 from ...train import SYNC_EVERY
 from ..data import make_distribution
-from ..runner import PICTURE_POINTS, build_toy_trainer, evaluate, reference_points
+from ..runner import PICTURE_POINTS, build_toy_trainer, evaluate
 from .grid import SweepConfig, SweepRun, expand, group_name, populations, sweep_root
 from .report import write_results
 
@@ -31,7 +31,7 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm,
     shared = members[0].config
     dists = [make_distribution(r.config.data.name, scale=r.config.data.scale,
                                path=r.config.data.path) for r in members]
-    references = [reference_points(r.config, d) for r, d in zip(members, dists, strict=True)]
+    references = [r.reference for r in members]
     seeds = [r.config.train.seed for r in members]
     trainer = build_toy_trainer(shared.model, shared.train, [r.config.loss for r in members],
                                 dists, seeds, device)
