@@ -161,16 +161,22 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def apply_overrides(data: dict, overrides: Iterable[str] | dict[str, Any]) -> dict:
+def apply_overrides(data: dict, overrides: Iterable[str] | dict[str, Any],
+                    sections: Iterable[str] = ()) -> dict:
     """Return a copy of the raw config dict with overrides applied: `--set` texts
-    (`section.key=value`, value in YAML) or a mapping of key paths to values."""
+    (`section.key=value`, value in YAML) or a mapping of key paths to values. A mapping given
+    for one of `sections` (`train={steps: 5}`) sets the keys it names and keeps the others."""
     import copy
 
-    data = copy.deepcopy(data)
+    data, sections = copy.deepcopy(data), set(sections)
     pairs = (((path.split("."), value, f"{path}") for path, value in overrides.items())
              if isinstance(overrides, dict) else
              ((*parse_override(text), f"--set {text!r}") for text in overrides))
     for keys, value, where in pairs:
+        if len(keys) == 1 and keys[0] in sections and isinstance(value, dict):
+            kept = data.get(keys[0])
+            data[keys[0]] = {**(kept if isinstance(kept, dict) else {}), **value}
+            continue
         node, last = data, keys[-1]
         for i, k in enumerate(keys[:-1]):
             if ".".join(keys[i:]) in node:  # a mapping of key paths (a sweep's `set`, `grid`)
@@ -215,7 +221,9 @@ def load_config(path: str | Path | None, cls, overrides: Iterable[str] = ()):
     overrides = list(overrides)
     if overrides:
         source += " with --set " + " ".join(overrides)
-    return config_from_dict(apply_overrides(data, overrides), cls, source=source)
+    hints = typing.get_type_hints(cls)
+    sections = [name for name, tp in hints.items() if dataclasses.is_dataclass(tp)]
+    return config_from_dict(apply_overrides(data, overrides, sections), cls, source=source)
 
 
 def config_to_dict(config) -> dict:

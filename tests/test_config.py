@@ -1,5 +1,6 @@
 """Strict config loading: every bad value names the file, the key and the value."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -63,6 +64,25 @@ def test_overrides():
                       overrides=["train.steps=200", "loss.alpha=1", "train.betas=[0.5, 0.9]"])
     assert cfg.train.steps == 200 and cfg.loss.alpha == 1.0 and cfg.train.betas == (0.5, 0.9)
     assert cfg.model == ToyConfig().model
+
+
+def test_a_section_override_keeps_the_keys_it_does_not_name():
+    """`--set 'train={steps: 5}'` sets train.steps and keeps the file's other train keys (it
+    replaced the section once, silently resetting them); a sweep's `grid={...}`, a mapping
+    field rather than a section, is still replaced whole."""
+    from mixup_gan.toy.sweep import SweepConfig
+
+    ring = load_config("configs/toy/ring_best.yaml", ToyConfig)
+    cfg = load_config("configs/toy/ring_best.yaml", ToyConfig,
+                      ["train={steps: 5, n_dis: 2}", "loss.alpha=1"])
+    assert cfg.train == replace(ring.train, steps=5, n_dis=2) != replace(ToyConfig().train,
+                                                                           steps=5, n_dis=2)
+    assert cfg.loss == replace(ring.loss, alpha=1.0)
+    with pytest.raises(ConfigError, match=r"unknown key 'train.stpes'"):
+        load_config("configs/toy/ring_best.yaml", ToyConfig, ["train={stpes: 5}"])
+    sweep = load_config("configs/sweeps/figure5_20k.yaml", SweepConfig,
+                        ["grid={loss.alpha: [0]}"])
+    assert sweep.grid == {"loss.alpha": [0]}
 
 
 @pytest.mark.parametrize(
