@@ -136,7 +136,8 @@ CASES = [
      "population"),
     ("sweep reference checked first", ["sweep", "-c", "{ws}/sweep_reference.yaml",
                                        *s("population=1")], "data.name=grid"),
-    ("sweep base missing", ["sweep", "-c", "{ws}/sweep_base.yaml"], "nowhere.yaml"),
+    ("sweep base missing", ["sweep", "-c", "{ws}/sweep_base.yaml"],
+     "sweep_base.yaml: base: config file not found: nowhere.yaml (paths are relative to"),
     ("sweep output under a file", ["sweep", "-c", "{ws}/sweep_output.yaml"], "output"),
     # sampling
     ("sample missing", ["sample", "--checkpoint", "{ws}/none.pt", "--out", "{ws}/s"], "none.pt"),

@@ -124,7 +124,11 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
     keys any case sets (the resolved value where a case leaves one out), the grid's, the
     seed."""
     sweep = _check(sweep, source)
-    base = load_config(sweep.base, ToyConfig) if sweep.base else ToyConfig()
+    try:
+        base = load_config(sweep.base, ToyConfig) if sweep.base else ToyConfig()
+    except ConfigError as exc:  # say which file names the base, and from where it is read
+        raise ConfigError(f"{source}: base: {exc} (paths are relative to the current folder, "
+                          f"{Path.cwd()})") from None
     base_dict = apply_overrides(config_to_dict(base), sweep.set)
     config_from_dict(base_dict, ToyConfig, source=f"{source}: set")
     keys = list(sweep.grid)
