@@ -14,6 +14,7 @@ from mixup_gan.toy.config import ToyConfig, ToyModelConfig, ToyTrainConfig
 from mixup_gan.toy.data import grid, read_points, ring
 from mixup_gan.toy.runner import build_toy_trainer
 from mixup_gan.toy.sweep import SweepConfig, expand, populations, run_sweep
+from mixup_gan.toy.sweep.grid import checked
 from mixup_gan.train import SYNC_EVERY, GANTrainer
 
 MODEL = ToyModelConfig(latent_dim=2, hidden=32, depth=2)
@@ -179,6 +180,8 @@ def test_a_section_in_a_sweep_changes_only_the_keys_it_names(tmp_path):
     # a key path the file names is replaced where it is; a new one is a section, read as above
     assert sweep.set == {"train.steps": 7, "eval": {"every": 7}}
     assert sweep.grid == {"loss.alpha": [1], "model": {"latent_dim": [5]}}
+    assert checked(sweep, "test").set == {"train.steps": 7, "eval.every": 7}  # sweep.json's
+    assert checked(sweep, "test").grid == {"loss.alpha": [1], "model.latent_dim": [5]}
     (run,) = expand(sweep, str(path))
     assert run.config.train == replace(ring.train, steps=7)
     assert (run.config.eval.every, run.config.loss.alpha) == (7, 1.0)

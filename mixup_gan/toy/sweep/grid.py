@@ -89,7 +89,7 @@ def _key_paths(mapping: dict[str, Any], where: str) -> dict[str, Any]:
     return paths
 
 
-def _check(sweep: SweepConfig, source: str) -> SweepConfig:
+def checked(sweep: SweepConfig, source: str) -> SweepConfig:
     """`sweep` with every key written as a key path, once its rules are checked."""
     sweep = replace(sweep, set=_key_paths(sweep.set, f"{source}: set"),
                     grid=_key_paths(sweep.grid, f"{source}: grid"),
@@ -123,7 +123,7 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
     name the sweep file, the run and the key. Every run's `values` hold the same keys: the
     keys any case sets (the resolved value where a case leaves one out), the grid's, the
     seed."""
-    sweep = _check(sweep, source)
+    sweep = checked(sweep, source)
     try:
         base = load_config(sweep.base, ToyConfig) if sweep.base else ToyConfig()
     except ConfigError as exc:  # say which file names the base, and from where it is read

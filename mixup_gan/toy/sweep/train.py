@@ -19,7 +19,7 @@ from ...runtime import eval_noise, resolve_device
 from ...train import SYNC_EVERY
 from ..data import make_distribution
 from ..runner import PICTURE_POINTS, build_toy_trainer, evaluate
-from .grid import SweepConfig, SweepRun, expand, group_name, populations, sweep_root
+from .grid import SweepConfig, SweepRun, checked, expand, group_name, populations, sweep_root
 from .report import write_results
 
 
@@ -92,7 +92,7 @@ def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = T
     runs appear with the last step they logged).
     """
     path = Path(path)
-    sweep = load_config(path, SweepConfig, overrides)
+    sweep = checked(load_config(path, SweepConfig, overrides), str(path))  # as sweep.json shows it
     runs = expand(sweep, str(path))
     groups = populations(runs, sweep.population)
     root = make_folder(sweep_root(sweep, path), "output")
