@@ -45,3 +45,14 @@ def test_grid_rows_keep_their_own_limits(tmp_path, closed_figures):
     assert [ax.get_xlim() for ax in axes if ax.axison] == [(-1.5, 1.5), (-20, 20), (-20, 20)]
     plots.save_grid(tmp_path / "h.png", rows, 3.0)  # one limit for every row
     assert {ax.get_xlim() for ax in closed_figures[1].axes if ax.axison} == {(-3.0, 3.0)}
+
+
+def test_a_panel_says_how_many_points_fell_off_it(tmp_path, closed_figures):
+    """An ERM run that collapsed far away leaves an empty panel; the panel says so."""
+    inside, far = torch.zeros(90, 2), torch.full((10, 2), 5.0)
+    snaps = [plots.Snapshot(1, inside), plots.Snapshot(2, torch.cat([inside, far])),
+             plots.Snapshot(3, far), plots.Snapshot(4, torch.cat([inside.repeat(3, 1)[:299],
+                                                                 far[:1]]))]
+    plots.save_strip(tmp_path / "s.png", inside, snaps, limit=1.5)
+    notes = [[t.get_text() for t in ax.texts] for ax in closed_figures[0].axes]
+    assert notes == [[], ["10% off the plot"], ["100% off the plot"], ["<1% off the plot"]]

@@ -48,6 +48,10 @@ def draw_snapshot(ax, real: Tensor, snap: Snapshot, limit: float):
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(snap.title or f"step {snap.step}", fontsize=9)
+    outside = (snap.fake[:, :2].abs() > limit).any(dim=1).float().mean().item()
+    if outside > 0:  # a collapsed run can leave an empty-looking panel: say where its points went
+        ax.text(0.02, 0.02, f"{outside:.0%} off the plot" if outside >= 0.01 else
+                "<1% off the plot", transform=ax.transAxes, fontsize=7, color=FAKE_COLOR)
 
 
 def save_snapshot(path: Path, real: Tensor, snap: Snapshot, limit: float) -> None:
