@@ -139,6 +139,8 @@ CASES = [
     ("sweep base missing", ["sweep", "-c", "{ws}/sweep_base.yaml"],
      "sweep_base.yaml: base: config file not found: nowhere.yaml (paths are relative to"),
     ("sweep output under a file", ["sweep", "-c", "{ws}/sweep_output.yaml"], "output"),
+    ("sweep report of nothing", ["sweep", "-c", "{ws}/sweep_untrained.yaml", "--report"],
+     "--report: nothing was trained in {ws}/sweeps/sweep_untrained (check output and name)"),
     # sampling
     ("sample missing", ["sample", "--checkpoint", "{ws}/none.pt", "--out", "{ws}/s"], "none.pt"),
     ("sample junk", ["sample", "--checkpoint", "{ws}/junk.pt", "--out", "{ws}/s"], "junk.pt"),
@@ -205,6 +207,7 @@ def ws(tmp_path_factory):
         "sweep_reference.yaml": "set:\n  data.reference: toy_data/ring_paper.csv\n"
                                 "grid:\n  data.name: [ring, grid]\n",
         "sweep_base.yaml": "base: nowhere.yaml\ngrid:\n  loss.alpha: [0.1]\n",
+        "sweep_untrained.yaml": "grid:\n  loss.alpha: [0.1]\n",
         "sweep_output.yaml": f"grid:\n  loss.alpha: [0.1]\noutput: {root}/file/x\n",
     }
     for name, text in sweeps.items():
@@ -251,6 +254,7 @@ def test_nothing_was_lost(ws):
     assert (ws / "runs" / "done" / "checkpoint.pt").is_file()
     assert json.loads((ws / "runs" / "done" / "summary.json").read_text())["steps"] == 2
     assert (ws / "file").read_text() == "a file, not a folder\n"
+    assert not (ws / "sweeps" / "sweep_untrained").exists()  # --report made no folder
     assert not list(ws.rglob("*.tmp"))
 
 

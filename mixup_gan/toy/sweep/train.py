@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ...config import config_to_dict, load_config
+from ...config import ConfigError, config_to_dict, load_config
 from ...hooks import Hook
 from ...run_folder import FolderLock, RunFolder, make_folder
 from ...runs import Run, execute_iter, interleave
@@ -95,7 +95,10 @@ def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = T
     sweep = checked(load_config(path, SweepConfig, overrides), str(path))  # as sweep.json shows it
     runs = expand(sweep, str(path))
     groups = populations(runs, sweep.population)
-    root = make_folder(sweep_root(sweep, path), "output")
+    root = sweep_root(sweep, path)
+    if report and not (root / "populations").is_dir():  # a typo in output or name, most likely
+        raise ConfigError(f"--report: nothing was trained in {root} (check output and name)")
+    root = make_folder(root, "output")
     lock = FolderLock(root)
     lock.acquire(f"sweep folder {root}")
     try:
