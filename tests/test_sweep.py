@@ -255,6 +255,19 @@ def test_a_reference_file_is_read_once_per_sweep(tmp_path, monkeypatch):
         torch.testing.assert_close(points, expected[:len(points)], rtol=0, atol=0)
 
 
+def test_a_point_file_is_read_once_per_sweep(tmp_path, monkeypatch):
+    """Every member trains on the distribution the sweep checked, its file read once."""
+    import mixup_gan.toy.data as data
+
+    reads = []
+    monkeypatch.setattr(data, "read_points", lambda path: reads.append(path) or
+                        read_points(path))
+    body = (TINY.format(out=tmp_path).replace("  data.name: [ring, grid]\n", "")
+            .replace("set:\n", "set:\n  data.name: points\n  data.path: toy_data/swissroll.csv\n"))
+    run_sweep(write_sweep(tmp_path, body), progress=False)
+    assert reads == ["toy_data/swissroll.csv"]
+
+
 @pytest.mark.parametrize(("concurrent", "crash_at", "logged"), [
     (1, 6, [3, 3, 3]),  # the first population (3 runs) logged step 3, then died
     (2, 7, [3, 3, 3, 3]),  # two populations take turns: both logged step 3, then died

@@ -21,7 +21,7 @@ from ...config import (
     option,
 )
 from ..config import ToyConfig
-from ..data import make_distribution
+from ..data import ToyDistribution, make_distribution
 from ..runner import reference_points
 
 # Keys that may differ between members of one population; everything else is shared.
@@ -53,6 +53,7 @@ class SweepRun:
     values: dict[str, Any]
     config: ToyConfig
     flat: dict[str, Any] = field(repr=False, default_factory=dict)
+    dist: ToyDistribution | None = field(repr=False, default=None)  # its data, shared
     reference: torch.Tensor | None = field(repr=False, default=None)  # the points it is judged by
 
 
@@ -133,7 +134,7 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
     config_from_dict(base_dict, ToyConfig, source=f"{source}: set")
     keys = list(sweep.grid)
     case_keys = list(dict.fromkeys(k for case in sweep.cases for k in case))
-    runs, references, seen = [], {}, set()
+    runs, data_sets, seen = [], {}, set()
     for case, combo in itertools.product(sweep.cases or [{}],
                                          itertools.product(*(sweep.grid[k] for k in keys))):
         for seed in sweep.seeds:
@@ -146,10 +147,11 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
                       **dict(zip(keys, combo, strict=True)), "train.seed": seed}
             data = (config.data.name, config.data.scale, config.data.path,
                     config.data.reference, config.eval.n_samples)
-            if data not in references:  # the same data and reference are read and checked once
+            if data not in data_sets:  # the same data and reference are read and checked once
                 try:
-                    references[data] = reference_points(config, make_distribution(
-                        config.data.name, scale=config.data.scale, path=config.data.path))
+                    dist = make_distribution(config.data.name, scale=config.data.scale,
+                                             path=config.data.path)
+                    data_sets[data] = dist, reference_points(config, dist)
                 except (ConfigError, ValueError) as exc:
                     raise ConfigError(f"{where}: {exc}") from None
             run_id = _run_id(values)
@@ -157,7 +159,7 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
                 raise ConfigError(f"{where}: this run is listed twice (two cases or grid "
                                   "values give the same settings)")
             seen.add(run_id)
-            runs.append(SweepRun(run_id, values, config, _flat(config), references[data]))
+            runs.append(SweepRun(run_id, values, config, _flat(config), *data_sets[data]))
     return runs
 
 

@@ -17,7 +17,6 @@ from ...run_folder import FolderLock, RunFolder, make_folder
 from ...runs import Run, execute_iter, interleave
 from ...runtime import eval_noise, resolve_device
 from ...train import SYNC_EVERY
-from ..data import make_distribution
 from ..runner import PICTURE_POINTS, build_toy_trainer, evaluate
 from .grid import SweepConfig, SweepRun, checked, expand, group_name, populations, sweep_root
 from .report import write_results
@@ -29,9 +28,7 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm,
     """Train one population on `device` to its last step, a step per `next`, resuming from
     its checkpoint (or starting again with `overwrite`)."""
     shared = members[0].config
-    dists = [make_distribution(r.config.data.name, scale=r.config.data.scale,
-                               path=r.config.data.path) for r in members]
-    references = [r.reference for r in members]
+    dists, references = [r.dist for r in members], [r.reference for r in members]
     seeds = [r.config.train.seed for r in members]
     trainer = build_toy_trainer(shared.model, shared.train, [r.config.loss for r in members],
                                 dists, seeds, device)
