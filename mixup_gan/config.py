@@ -161,32 +161,53 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
+def section_paths(cls, prefix: str = "") -> frozenset[str]:
+    """Key paths of the schema's sections, nested ones too: `train`, `train.lr_schedule`."""
+    paths: set[str] = set()
+    for name, tp in typing.get_type_hints(cls).items():
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):  # `Section | None`
+            tp = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
+        if dataclasses.is_dataclass(tp):
+            paths |= {prefix + name, *section_paths(tp, f"{prefix}{name}.")}
+    return frozenset(paths)
+
+
 def apply_overrides(data: dict, overrides: Iterable[str] | dict[str, Any],
                     sections: Iterable[str] = ()) -> dict:
     """Return a copy of the raw config dict with overrides applied: `--set` texts
     (`section.key=value`, value in YAML) or a mapping of key paths to values. A mapping given
-    for one of `sections` (`train={steps: 5}`) sets the keys it names and keeps the others."""
+    for one of `sections` (`train={steps: 5}`, `train.lr_schedule={kind: cosine}`) sets the
+    keys it names and keeps the others, at any depth."""
     import copy
 
-    data, sections = copy.deepcopy(data), set(sections)
+    data, sections = copy.deepcopy(data), frozenset(sections)
     pairs = (((path.split("."), value, f"{path}") for path, value in overrides.items())
              if isinstance(overrides, dict) else
              ((*parse_override(text), f"--set {text!r}") for text in overrides))
     for keys, value, where in pairs:
-        if len(keys) == 1 and keys[0] in sections and isinstance(value, dict):
-            kept = data.get(keys[0])
-            data[keys[0]] = {**(kept if isinstance(kept, dict) else {}), **value}
-            continue
-        node, last = data, keys[-1]
-        for i, k in enumerate(keys[:-1]):
-            if ".".join(keys[i:]) in node:  # a mapping of key paths (a sweep's `set`, `grid`)
-                last = ".".join(keys[i:])  # holds `train.steps` whole: replace that entry
+        node, i = data, 0
+        while True:  # an existing dotted key (a sweep's `set` holds `train.steps` whole) is
+            j = next((j for j in range(len(keys), i, -1)  # one step, the longest first
+                      if ".".join(keys[i:j]) in node), i + 1)
+            if j == len(keys):
                 break
-            node = node.setdefault(k, {})
+            node = node.setdefault(".".join(keys[i:j]), {})
             if not isinstance(node, dict):
-                raise ConfigError(f"{where}: {k!r} is not a section")
-        node[last] = value
+                raise ConfigError(f"{where}: {'.'.join(keys[i:j])!r} is not a section")
+            i = j
+        _merge(node, ".".join(keys[i:]), value, ".".join(keys), sections)
     return data
+
+
+def _merge(node: dict, key: str, value: Any, path: str, sections: frozenset[str]) -> None:
+    """`node[key] = value`, where a mapping for a section keeps the section's other keys."""
+    if path not in sections or not isinstance(value, dict):
+        node[key] = value
+        return
+    kept = node.get(key)
+    node[key] = merged = dict(kept) if isinstance(kept, dict) else {}
+    for inner, v in value.items():
+        _merge(merged, inner, v, f"{path}.{inner}", sections)
 
 
 def config_from_dict(data: dict | None, cls, *, source: str = "<dict>"):
@@ -221,9 +242,8 @@ def load_config(path: str | Path | None, cls, overrides: Iterable[str] = ()):
     overrides = list(overrides)
     if overrides:
         source += " with --set " + " ".join(overrides)
-    hints = typing.get_type_hints(cls)
-    sections = [name for name, tp in hints.items() if dataclasses.is_dataclass(tp)]
-    return config_from_dict(apply_overrides(data, overrides, sections), cls, source=source)
+    return config_from_dict(apply_overrides(data, overrides, section_paths(cls)), cls,
+                            source=source)
 
 
 def config_to_dict(config) -> dict:

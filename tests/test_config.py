@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from mixup_gan.classify.config import ClassifyConfig
-from mixup_gan.config import ConfigError, config_to_dict, load_config
+from mixup_gan.config import ConfigError, config_to_dict, load_config, section_paths
 from mixup_gan.image.config import ImageConfig
 from mixup_gan.toy.config import ToyConfig
 
@@ -83,6 +83,24 @@ def test_a_section_override_keeps_the_keys_it_does_not_name():
     sweep = load_config("configs/sweeps/figure5_20k.yaml", SweepConfig,
                         ["grid={loss.alpha: [0]}"])
     assert sweep.grid == {"loss.alpha": [0]}
+
+
+def test_a_schedule_override_keeps_the_keys_it_does_not_name(tmp_path):
+    """A section inside a section merges the same way: `train.lr_schedule={kind: cosine}` and
+    `train={lr_schedule: {kind: cosine}}` keep the file's `final` and `start`."""
+    path = tmp_path / "ring.yaml"
+    path.write_text(Path("configs/toy/ring_best.yaml").read_text().replace(
+        "lr_schedule: {kind: linear, final: 0}", "lr_schedule: {kind: linear, final: 0.1, "
+                                                 "start: 5}"))
+    kept = load_config(path, ToyConfig).train.lr_schedule
+    assert (kept.final, kept.start) == (0.1, 5)
+    for override in ("train.lr_schedule={kind: cosine}", "train={lr_schedule: {kind: cosine}}",
+                     "train.lr_schedule.kind=cosine"):
+        assert load_config(path, ToyConfig, [override]).train.lr_schedule == replace(
+            kept, kind="cosine")
+    assert section_paths(ToyConfig) == {"data", "model", "loss", "loss.alpha_schedule",
+                                        "loss.mix_prob_schedule", "train", "train.lr_schedule",
+                                        "eval", "output"}
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 import json
 from dataclasses import replace
 from functools import partial
+from pathlib import Path
 
 import pytest
 import torch
@@ -187,6 +188,34 @@ def test_a_section_in_a_sweep_changes_only_the_keys_it_names(tmp_path):
     assert (run.config.eval.every, run.config.loss.alpha) == (7, 1.0)
 
 
+
+def test_a_schedule_in_a_sweep_changes_only_the_keys_it_names(tmp_path):
+    """A section inside a section (`train.lr_schedule`) is written out the same way: setting
+    its kind keeps the base's `final` and `start` (it replaced the schedule once, silently
+    resetting them), and `--set` reaches a schedule the file sets, or a grid over its kind."""
+    base = tmp_path / "base.yaml"
+    base.write_text(Path("configs/toy/ring_best.yaml").read_text().replace(
+        "lr_schedule: {kind: linear, final: 0}", "lr_schedule: {kind: linear, final: 0.1, "
+                                                 "start: 5}"))
+    kept = load_config(base, ToyConfig).train.lr_schedule
+    cosine = replace(kept, kind="cosine")
+    assert cosine != replace(ToyConfig().train.lr_schedule, kind="cosine")
+    for given in ({"train": {"lr_schedule": {"kind": "cosine"}}},
+                  {"train.lr_schedule": {"kind": "cosine"}}, {"train.lr_schedule.kind": "cosine"}):
+        sweep = SweepConfig(base=str(base), set=given, grid={"loss.alpha": [0.2]}, seeds=[0])
+        assert checked(sweep, "test").set == {"train.lr_schedule.kind": "cosine"}
+        (run,) = expand(sweep, "test")
+        assert run.config.train.lr_schedule == cosine
+    path = write_sweep(tmp_path, f"base: {base}\nset:\n  train.lr_schedule: {{final: 0}}\n"
+                                 "grid:\n  loss.alpha: [0.2]\nseeds: [0]\n")
+    sweep = load_config(path, SweepConfig, ["set.train.lr_schedule.kind=cosine",
+                                            "grid.train.lr_schedule.kind=[linear, cosine]"])
+    assert checked(sweep, "test").set == {"train.lr_schedule.final": 0,
+                                          "train.lr_schedule.kind": "cosine"}
+    assert [run.config.train.lr_schedule for run in expand(sweep, str(path))] == [
+        replace(kept, final=0.0), replace(cosine, final=0.0)]
+
+
 def test_penalized_runs_train_apart():
     """A population pays for the penalty's double backward if any member has one, so runs
     with and without it are grouped apart."""
@@ -225,6 +254,10 @@ def test_penalized_runs_train_apart():
         ("grid:\n  loss.alpha: [1]\nset:\n  train.steps: 5\n  train: {steps: 6}\n",
          r"set.train.steps is given twice"),
         ("cases:\n  - {loss: {alfa: 1}}\n", r"run loss.alfa=1.*unknown key 'loss.alfa'"),
+        ("grid:\n  loss.alpha: [1]\nset:\n  train.lr_schedule: cosine\n",
+         r"set.train.lr_schedule: name a key of the section"),
+        ("grid:\n  loss.alpha: [1]\nset:\n  train: {lr_schedule: {kind: linear}}\n"
+         "  train.lr_schedule.kind: cosine\n", r"set.train.lr_schedule.kind is given twice"),
     ],
 )
 def test_bad_sweeps_fail_before_training(tmp_path, monkeypatch, body, match):

@@ -19,6 +19,7 @@ from ...config import (
     config_to_dict,
     load_config,
     option,
+    section_paths,
 )
 from ..config import ToyConfig
 from ..data import ToyDistribution, make_distribution
@@ -26,6 +27,7 @@ from ..runner import reference_points
 
 # Keys that may differ between members of one population; everything else is shared.
 MEMBER_PREFIXES = ("data.", "loss.", "train.seed")
+_SECTIONS = section_paths(ToyConfig)  # what `set`, `grid` and `cases` write out as key paths
 
 
 @dataclass
@@ -70,23 +72,28 @@ def _lookup(data: dict, path: str) -> Any:
 
 
 def _key_paths(mapping: dict[str, Any], where: str) -> dict[str, Any]:
-    """`mapping` with its sections written out as key paths: `train: {steps: 10}` means
-    `train.steps: 10`, so the section's other keys keep the base config's values (as
-    `--set set.train.steps=10` gives too). A key given both ways, or a whole section replaced
-    by a value, is an error."""
+    """`mapping` with its sections written out as key paths, nested ones too: `train:
+    {steps: 10}` means `train.steps: 10` and `train.lr_schedule: {kind: cosine}` means
+    `train.lr_schedule.kind: cosine`, so a section's other keys keep the base config's values
+    (as `--set set.train.steps=10` gives too). A key given both ways, or a section replaced by
+    a value, is an error."""
     paths: dict[str, Any] = {}
-    for key, value in mapping.items():
-        if "." in key:
-            items = [(key, value)]
-        elif isinstance(value, dict):
-            items = [(f"{key}.{inner}", v) for inner, v in value.items()]
+
+    def add(path: str, value: Any) -> None:
+        if path in _SECTIONS:
+            if not isinstance(value, dict):
+                raise ConfigError(f"{where}.{path}: name a key of the section, e.g. "
+                                  f"{path}.<key>")
+            for inner, v in value.items():
+                add(f"{path}.{inner}", v)
+        elif path in paths:
+            raise ConfigError(f"{where}.{path} is given twice (as a key path and inside "
+                              "its section)")
         else:
-            raise ConfigError(f"{where}.{key}: name a key of the section, e.g. {key}.<key>")
-        for path, v in items:
-            if path in paths:
-                raise ConfigError(f"{where}.{path} is given twice (as a key path and inside "
-                                  "its section)")
-            paths[path] = v
+            paths[path] = value
+
+    for key, value in mapping.items():
+        add(key, value)
     return paths
 
 
