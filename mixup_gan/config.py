@@ -186,9 +186,9 @@ def apply_overrides(data: dict, overrides: Iterable[str] | dict[str, Any],
              ((*parse_override(text), f"--set {text!r}") for text in overrides))
     for keys, value, where in pairs:
         node, i = data, 0
-        while True:  # an existing dotted key (a sweep's `set` holds `train.steps` whole) is
-            j = next((j for j in range(len(keys), i, -1)  # one step, the longest first
-                      if ".".join(keys[i:j]) in node), i + 1)
+        while True:  # a mapping of key paths (a sweep's `set`) holds `train.steps` whole:
+            # a key it holds is one step, the longest first, so that entry is the one changed
+            j = next((j for j in range(len(keys), i, -1) if ".".join(keys[i:j]) in node), i + 1)
             if j == len(keys):
                 break
             node = node.setdefault(".".join(keys[i:j]), {})
