@@ -56,3 +56,34 @@ def test_a_panel_says_how_many_points_fell_off_it(tmp_path, closed_figures):
     plots.save_strip(tmp_path / "s.png", inside, snaps, limit=1.5)
     notes = [[t.get_text() for t in ax.texts] for ax in closed_figures[0].axes]
     assert notes == [[], ["10% off the plot"], ["100% off the plot"], ["<1% off the plot"]]
+
+
+def test_sweep_curves_draws_each_run_and_the_mean_per_sweep(tmp_path, capsys):
+    """scripts/sweep_curves.py: a thin line per run, the mean over runs per step, one colour
+    per sweep; a row without the metric is left out; a folder without results exits 2."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("sweep_curves", "scripts/sweep_curves.py")
+    curves = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curves)
+    rows = [("a", 1, 0.1), ("a", 2, 0.5), ("b", 1, 0.3), ("b", 2, None), ("b", 3, 0.9)]
+    for name in ("one", "two"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.jsonl").write_text("".join(
+            json.dumps({"run": run, "step": step, "hq_share": v}) + "\n" for run, step, v in rows))
+    assert curves.read_curves(tmp_path / "one", "hq_share") == {
+        "a": [(1, 0.1), (2, 0.5)], "b": [(1, 0.3), (3, 0.9)]}
+    out = tmp_path / "curves.png"
+    assert curves.main([f"first={tmp_path / 'one'}", str(tmp_path / "two"), "--out",
+                        str(out)]) == 0
+    assert out.stat().st_size > 0
+    lines = plt.gcf().axes[0].get_lines()
+    plt.close("all")
+    assert len(lines) == 6  # 2 runs + the mean, per sweep
+    mean = lines[2]
+    assert list(mean.get_xdata()) == [1, 2, 3]
+    assert list(mean.get_ydata()) == pytest.approx([0.2, 0.5, 0.9])
+    assert mean.get_label() == "first (mean of 2 runs)" and lines[5].get_label().startswith("two")
+    assert curves.main([str(tmp_path / "none"), "--out", str(out)]) == 2
+    assert "none/results.jsonl: not found" in capsys.readouterr().err

@@ -1,0 +1,70 @@
+"""A metric against the training step for sweeps side by side: one thin line per run, the mean
+over a sweep's runs thick, one colour per sweep. For comparing recipes trained as separate
+sweeps (each folder's `results.jsonl`, as `mixup-gan sweep` or `--report` writes it).
+
+Usage: python scripts/sweep_curves.py [LABEL=]FOLDER ... --out curves.png [--metric hq_share]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def read_curves(folder: Path, metric: str) -> dict[str, list[tuple[int, float]]]:
+    """Each run's (step, metric) points, by run id; a row without the metric (a diverged run,
+    or no high-quality sample for the reverse KL) is left out."""
+    path = folder / "results.jsonl"
+    if not path.is_file():
+        raise ValueError(f"{path}: not found (`mixup-gan sweep --report` writes it)")
+    curves: dict[str, list[tuple[int, float]]] = {}
+    for line in path.read_text().splitlines():
+        row = json.loads(line)
+        if row.get(metric) is not None:
+            curves.setdefault(row["run"], []).append((row["step"], row[metric]))
+    if not curves:
+        raise ValueError(f"{path}: no row has {metric!r}")
+    return curves
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("folders", nargs="+", help="sweep folders, optionally LABEL=FOLDER")
+    parser.add_argument("--out", required=True, help="PNG file to write")
+    parser.add_argument("--metric", default="hq_share")
+    args = parser.parse_args(argv)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, given in enumerate(args.folders):
+        label, _, folder = given.rpartition("=")
+        try:
+            curves = read_curves(Path(folder), args.metric)
+        except ValueError as exc:
+            print(f"sweep_curves: error: {exc}", file=sys.stderr)
+            return 2
+        color = f"C{i}"
+        for points in curves.values():
+            ax.plot(*zip(*points, strict=True), color=color, alpha=0.3, lw=0.8)
+        steps = sorted({s for points in curves.values() for s, _ in points})
+        mean = [statistics.mean(v for points in curves.values() for s, v in points if s == step)
+                for step in steps]
+        ax.plot(steps, mean, color=color, lw=2.5,
+                label=f"{label or Path(folder).name} (mean of {len(curves)} runs)")
+    ax.set(xlabel="iteration", ylabel=args.metric)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(args.out, dpi=110)
+    print(args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
