@@ -26,10 +26,13 @@ def read_curves(folder: Path, metric: str) -> dict[str, list[tuple[int, float]]]
     if not path.is_file():
         raise ValueError(f"{path}: not found (`mixup-gan sweep --report` writes it)")
     curves: dict[str, list[tuple[int, float]]] = {}
-    for line in path.read_text().splitlines():
-        row = json.loads(line)
-        if row.get(metric) is not None:
-            curves.setdefault(row["run"], []).append((row["step"], row[metric]))
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        try:
+            row = json.loads(line)
+            if row.get(metric) is not None:
+                curves.setdefault(row["run"], []).append((row["step"], float(row[metric])))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            raise ValueError(f"{path}: line {number} is not a sweep's result row") from None
     if not curves:
         raise ValueError(f"{path}: no row has {metric!r}")
     return curves
@@ -43,7 +46,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, given in enumerate(args.folders):
-        label, _, folder = given.rpartition("=")
+        named = "=" in given and not Path(given).is_dir()  # a folder's name may hold a "="
+        label, _, folder = given.partition("=") if named else ("", "", given)
         try:
             curves = read_curves(Path(folder), args.metric)
         except ValueError as exc:

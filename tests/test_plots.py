@@ -87,3 +87,7 @@ def test_sweep_curves_draws_each_run_and_the_mean_per_sweep(tmp_path, capsys):
     assert mean.get_label() == "first (mean of 2 runs)" and lines[5].get_label().startswith("two")
     assert curves.main([str(tmp_path / "none"), "--out", str(out)]) == 2
     assert "none/results.jsonl: not found" in capsys.readouterr().err
+    (tmp_path / "a=b").mkdir()  # a folder whose name holds "=" is a folder, not a label
+    (tmp_path / "a=b" / "results.jsonl").write_text('{"run": "a", "step": 1}\nnot json\n')
+    assert curves.main([str(tmp_path / "a=b"), "--out", str(out)]) == 2
+    assert "a=b/results.jsonl: line 2 is not a sweep's result row" in capsys.readouterr().err
