@@ -269,16 +269,23 @@ def test_bad_sweeps_fail_before_training(tmp_path, monkeypatch, body, match):
         run_sweep(write_sweep(tmp_path, body + f"output: {tmp_path}\n"), progress=False)
 
 
+def sweep_counting_reads(tmp_path, monkeypatch, module, set_lines: str):
+    """The tiny sweep on one data set (`set_lines` added to its `set`), run with `module`'s
+    `read_points` counted: (its folder, the paths read)."""
+    reads = []
+    monkeypatch.setattr(module, "read_points", lambda path: reads.append(path) or
+                        read_points(path))
+    body = (TINY.format(out=tmp_path).replace("  data.name: [ring, grid]\n", "")
+            .replace("set:\n", "set:\n" + set_lines))
+    return run_sweep(write_sweep(tmp_path, body), progress=False), reads
+
+
 def test_a_reference_file_is_read_once_per_sweep(tmp_path, monkeypatch):
     """Every member is judged against the points the sweep checked, read from disk once."""
     import mixup_gan.toy.runner as runner
 
-    reads = []
-    monkeypatch.setattr(runner, "read_points", lambda path: reads.append(path) or
-                        read_points(path))
-    body = (TINY.format(out=tmp_path).replace("  data.name: [ring, grid]\n", "")
-            .replace("set:\n", "set:\n  data.reference: toy_data/ring_paper.csv\n"))
-    root = run_sweep(write_sweep(tmp_path, body), progress=False)
+    root, reads = sweep_counting_reads(tmp_path, monkeypatch, runner,
+                                       "  data.reference: toy_data/ring_paper.csv\n")
     assert reads == ["toy_data/ring_paper.csv"]
     expected = read_points("toy_data/ring_paper.csv")
     real = [points for final in sorted(root.glob("populations/*/final_samples.pt"))
@@ -292,12 +299,8 @@ def test_a_point_file_is_read_once_per_sweep(tmp_path, monkeypatch):
     """Every member trains on the distribution the sweep checked, its file read once."""
     import mixup_gan.toy.data as data
 
-    reads = []
-    monkeypatch.setattr(data, "read_points", lambda path: reads.append(path) or
-                        read_points(path))
-    body = (TINY.format(out=tmp_path).replace("  data.name: [ring, grid]\n", "")
-            .replace("set:\n", "set:\n  data.name: points\n  data.path: toy_data/swissroll.csv\n"))
-    run_sweep(write_sweep(tmp_path, body), progress=False)
+    _, reads = sweep_counting_reads(tmp_path, monkeypatch, data, "  data.name: points\n"
+                                    "  data.path: toy_data/swissroll.csv\n")
     assert reads == ["toy_data/swissroll.csv"]
 
 
