@@ -11,6 +11,7 @@ value. Range rules are data on the fields (`metadata`), checked by one loader.
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -21,18 +22,49 @@ from typing import Any
 
 import yaml
 
+from .checkpoint import atomic_write
+from .yaml_loader import load_yaml, yaml_problem
+
 
 class ConfigError(ValueError):
     """A bad config value; the message names where it came from, the key and the value."""
 
 
-def option(default, *, choices: Iterable | None = None, gt=None, ge=None, le=None, doc: str = ""):
-    """A config field with its validation rules as metadata."""
+def option(default, *, choices: Iterable | None = None, gt=None, ge=None, le=None, lt=None,
+           finite: bool = True, doc: str = ""):
+    """A config field with its validation rules as metadata. Floats (alone or in lists) must
+    be finite unless `finite=False`; `le`/`lt` bounds also say what can never run (a size
+    that cannot be allocated)."""
     meta = {"choices": tuple(choices) if choices else None, "gt": gt, "ge": ge, "le": le,
-            "doc": doc}
+            "lt": lt, "finite": finite, "doc": doc}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
+
+
+# Bounds past which a run can never train (the schemas' `le`): a batch or sample count that
+# cannot be allocated, a width whose weights cannot, a learning rate that overflows at once.
+MAX_BATCH, MAX_SAMPLES, MAX_WIDTH, MAX_LR = 2 ** 20, 10 ** 7, 2 ** 14, 1e3
+SEED_LIMIT = 2 ** 63  # seeds are 0 <= seed < 2^63 everywhere (config keys and flags)
+
+
+def seed_option(default: int = 0, doc: str = "") -> Any:
+    """The one seed type of every config: an int, 0 <= seed < 2^63."""
+    return option(default, ge=0, lt=SEED_LIMIT, doc=doc)
+
+
+def check_seed(value: Any, where: str = "--seed") -> int:
+    """A seed given anywhere else (a command-line flag, an API argument): the same rule as
+    `seed_option`; a ConfigError naming `where`. Takes the flag's text too."""
+    if isinstance(value, str):
+        try:
+            value = int(value.strip())
+        except ValueError:
+            raise ConfigError(f"{where}: {value!r} is not an integer seed") from None
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < SEED_LIMIT:
+        raise ConfigError(f"{where}: {value!r} is not a seed: use an integer with "
+                          "0 <= seed < 2**63")
+    return value
 
 
 # --- the section every run kind shares ---------------------------------------------
@@ -104,17 +136,51 @@ def _convert(value: Any, tp, source: str, key: str) -> Any:
     raise ConfigError(f"{where}: expected {_type_name(tp)}, got {value!r}")
 
 
+def _non_finite(value) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    return isinstance(value, (list, tuple)) and any(_non_finite(v) for v in value)
+
+
 def _check_range(value, meta, where: str) -> None:
     if value is None:
         return
+    if meta.get("finite", True) and _non_finite(value):
+        raise ConfigError(f"{where}: {value!r} must be a finite number")
     choices = meta.get("choices")
     if choices and value not in choices:
         raise ConfigError(f"{where}: {value!r} is not one of {list(choices)}")
     for rule, ok, text in (("gt", lambda v, b: v > b, ">"), ("ge", lambda v, b: v >= b, ">="),
-                           ("le", lambda v, b: v <= b, "<=")):
+                           ("le", lambda v, b: v <= b, "<="), ("lt", lambda v, b: v < b, "<")):
         bound = meta.get(rule)
         if bound is not None and not ok(value, bound):
             raise ConfigError(f"{where}: {value!r} must be {text} {bound}")
+
+
+SWEEP_KEYS = ("grid", "cases", "seeds", "population", "concurrent")
+
+
+def _unknown_key(source: str, prefix: str, key, fields) -> ConfigError:
+    hint = ("; this is a sweep file: run it with `mixup-gan sweep -c`"
+            if not prefix and key in SWEEP_KEYS else "")
+    return ConfigError(f"{source}: unknown key '{prefix}{key}' (known keys"
+                       f"{' in ' + prefix[:-1] if prefix else ''}: {', '.join(fields)}){hint}")
+
+
+def _check_keys(cls, data, source: str, prefix: str = "") -> None:
+    """Unknown keys of one source (a config file) named with that source alone, before
+    `--set` overrides are merged into it (the file, not the --set, is at fault)."""
+    if not isinstance(data, dict):
+        return
+    hints = typing.get_type_hints(cls)
+    for key, value in data.items():
+        if key not in hints:
+            raise _unknown_key(source, prefix, key, hints)
+        tp = hints[key]
+        if typing.get_origin(tp) in (typing.Union, types.UnionType):
+            tp = next((a for a in typing.get_args(tp) if a is not type(None)), tp)
+        if dataclasses.is_dataclass(tp):
+            _check_keys(tp, value, source, f"{prefix}{key}.")
 
 
 def _build(cls, data: dict, source: str, prefix: str = ""):
@@ -122,10 +188,7 @@ def _build(cls, data: dict, source: str, prefix: str = ""):
     fields = {f.name: f for f in dataclasses.fields(cls)}
     unknown = [k for k in data if k not in fields]
     if unknown:
-        raise ConfigError(
-            f"{source}: unknown key '{prefix}{unknown[0]}' "
-            f"(known keys{' in ' + prefix[:-1] if prefix else ''}: {', '.join(fields)})"
-        )
+        raise _unknown_key(source, prefix, unknown[0], fields)
     kwargs = {}
     for name, value in data.items():
         converted = _convert(value, hints[name], source, prefix + name)
@@ -140,23 +203,15 @@ def _build(cls, data: dict, source: str, prefix: str = ""):
     return obj
 
 
-def _yaml_problem(exc: yaml.YAMLError) -> str:
-    """A YAML error in one line: what is wrong and where."""
-    mark = getattr(exc, "problem_mark", None)
-    where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return f"{where}{problem}"
-
-
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Parse `section.key=value` (value in YAML syntax) into (["section", "key"], value)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip() or any(not part for part in key.strip().split(".")):
         raise ConfigError(f"--set {text!r}: expected section.key=value")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else None
+        value = load_yaml(raw) if raw.strip() else None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"--set {text!r}: value is not valid YAML ({_yaml_problem(exc)})"
+        raise ConfigError(f"--set {text!r}: value is not valid YAML ({yaml_problem(exc)})"
                           ) from None
     return key.strip().split("."), value
 
@@ -232,13 +287,14 @@ def load_config(path: str | Path | None, cls, overrides: Iterable[str] = ()):
         if not path.is_file():
             raise ConfigError(f"config file not found: {path}")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = load_yaml(path.read_text()) or {}
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML ({_yaml_problem(exc)})") from None
+            raise ConfigError(f"{path}: not valid YAML ({yaml_problem(exc)})") from None
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read it ({exc})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        _check_keys(cls, data, source)
     overrides = list(overrides)
     if overrides:
         source += " with --set " + " ".join(overrides)
@@ -261,6 +317,6 @@ def config_to_dict(config) -> dict:
 
 def save_config(config, path: str | Path) -> None:
     """Write a resolved config (dataclass or plain dict) as YAML."""
-    Path(path).write_text(yaml.safe_dump(config_to_dict(config), sort_keys=False))
+    atomic_write(path, yaml.safe_dump(config_to_dict(config), sort_keys=False), fsync=False)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import check_device, option
+from .config import MAX_BATCH, MAX_LR, check_device, option, seed_option
 from .losses import ADVERSARIAL_LOSSES, GENERATOR_LOSSES
 from .mixup_options import MixupOptions
 from .schedule import Schedule
@@ -19,8 +19,8 @@ class LossConfig(MixupOptions):
                                       doc="default: the usual partner of the loss")
     alpha_schedule: Schedule = option(Schedule(), doc="alpha over training (a multiplier)")
     mix_prob_schedule: Schedule = option(Schedule(), doc="mix_prob over training")
-    gradient_penalty: float = option(0.0, ge=0.0, doc="weight g of the zero-centred penalty "
-                                     "g/2 * E|grad_x D(x)|^2 on the points D is trained on "
+    gradient_penalty: float = option(0.0, ge=0.0, le=1e6, doc="weight g of the zero-centred "
+                                     "penalty g/2 * E|grad_x D(x)|^2 on the points D is trained on "
                                      "(the mixed points under mixup); 0 = off")
 
 
@@ -29,11 +29,11 @@ class GANTrainConfig:
     """The `train` section of GAN runs (toy and image)."""
 
     steps: int = option(2000, gt=0, doc="generator iterations")
-    batch_size: int = option(128, gt=0)
-    n_dis: int = option(5, gt=0, doc="D steps per G step")
-    lr: float = option(1e-3, gt=0.0)
+    batch_size: int = option(128, gt=0, le=MAX_BATCH)
+    n_dis: int = option(5, gt=0, le=1000, doc="D steps per G step")
+    lr: float = option(1e-3, gt=0.0, le=MAX_LR)
     betas: tuple[float, float] = option((0.9, 0.999))
-    seed: int = option(0, ge=0)
+    seed: int = seed_option()
     device: str = option("auto", doc="auto, cpu, cuda, cuda:N")
     lr_schedule: Schedule = option(Schedule(), doc="learning rate over training (a multiplier)")
     ema: float = option(0.0, ge=0.0, le=0.99999, doc="generator EMA decay (evaluated and drawn "

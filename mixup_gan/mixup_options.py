@@ -36,12 +36,12 @@ class MixupOptions:
     erm_weight: adds `erm_weight * plain loss` on top of the mixup loss.
     """
 
-    alpha: float = option(0.2, ge=0.0, doc="0 = plain ERM loss")
+    alpha: float = option(0.2, ge=0.0, le=1e6, doc="0 = plain ERM loss")
     distribution: str = option("beta", choices=DISTRIBUTIONS)
     per_sample: bool = option(True)
     pairing: str = option("real-fake", choices=PAIRINGS)
     mix_prob: float = option(1.0, ge=0.0, le=1.0)
-    erm_weight: float = option(0.0, ge=0.0)
+    erm_weight: float = option(0.0, ge=0.0, le=1e6)
 
     def check(self) -> tuple[str, str] | None:
         """Rules that tie fields together (the loader reports them with the file and key)."""

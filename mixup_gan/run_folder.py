@@ -17,7 +17,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from .config import ConfigError, config_to_dict, save_config
 
 # Keys that may change between a run and its resume: they do not alter the trajectory (more
@@ -26,22 +26,128 @@ from .config import ConfigError, config_to_dict, save_config
 RESUMABLE_PREFIXES = ("train.steps", "train.epochs", "train.device", "train.capture",
                       "data.reference", "data.root", "data.download", "data.workers", "eval.",
                       "output.")
+# ... unless another key makes them the dataset itself: an image folder's root *is* its data.
+TRAINING_WHEN = {"data.root": ("data.name", "folder")}
 MARKER = ".mixup-gan-run"  # written into every run folder: --overwrite removes only these
+SWEEP_MARKER = ".mixup-gan-sweep"  # written into every sweep folder
+MARKER_TEXT = "made by mixup-gan; --overwrite deletes this folder only while it holds " \
+              "nothing but what mixup-gan writes\n"
+# What a run folder holds (every run kind): --overwrite deletes a folder holding nothing else.
+RUN_FILES = frozenset({MARKER, "config.yaml", "metrics.jsonl", "checkpoint.pt", "best.pt",
+                       "summary.json", "final_samples.pt", "snapshots.png", "metrics.png"})
+RUN_SUBFOLDERS = {"snapshots": "step_", "samples": "step_", "tensorboard": "events.out."}
+MAX_NAME = 200  # characters of a run or sweep name (a file name has at most 255 bytes)
 
 
 def check_run_name(name: str, key: str = "output.name") -> str:
-    """A run name is one plain folder name: never a path, '.', '..' or empty."""
-    if (not name or name in (".", "..") or "/" in name or "\\" in name or "\0" in name
-            or Path(name).is_absolute()):
+    """A run (or sweep) name is one plain folder name: never a path, '.', '..' or empty,
+    at most `MAX_NAME` characters."""
+    if (not isinstance(name, str) or not name.strip() or name in (".", "..") or "/" in name
+            or "\\" in name or "\0" in name or Path(name).is_absolute()):
         raise ConfigError(f"{key} {name!r}: a run name must be a plain folder name "
                           "(no '/', not '.' or '..')")
+    if len(name.encode()) > MAX_NAME:
+        raise ConfigError(f"{key} {name[:20]!r}...: a run name has at most {MAX_NAME} "
+                          f"characters, this one has {len(name)}")
     return name
+
+
+def folder_identity(path: str | Path) -> Path:
+    """The one identity of a folder, whatever the path that names it: symlinks and `..`
+    resolved (the folder need not exist yet). Every lock and ownership check keys on it, so
+    `runs/b -> runs/a` is the same folder as `runs/a`."""
+    return Path(os.path.realpath(path))
+
+
+def owned(path: Path, marker: str = MARKER, legacy=None) -> bool:
+    """Whether `path` was made by this package: it holds `marker` with the text this package
+    writes (empty: written by versions before the text), or passes `legacy(path)`."""
+    mark = path / marker
+    if mark.is_file() and not mark.is_symlink():
+        try:
+            return mark.read_text() in ("", MARKER_TEXT)
+        except (OSError, UnicodeDecodeError):
+            return False
+    return legacy is not None and legacy(path)
 
 
 def is_run_folder(path: Path) -> bool:
     """Whether `path` was made by this package as a run folder."""
-    return (path / MARKER).is_file() or (
-        (path / "config.yaml").is_file() and (path / "checkpoint.pt").is_file())
+    return owned(path)
+
+
+def foreign_file(path: Path) -> Path | None:
+    """The first file under a run folder that no run writes (None: only ours)."""
+    for entry in sorted(path.iterdir()):
+        name = entry.name.removesuffix(".tmp")
+        if entry.is_symlink():
+            return entry
+        if entry.is_dir() and name in RUN_SUBFOLDERS:
+            inner = next((f for f in sorted(entry.rglob("*"))
+                          if f.is_symlink() or not f.name.startswith(RUN_SUBFOLDERS[name])),
+                         None)
+            if inner is not None:
+                return inner
+        elif not (entry.is_file() and name in RUN_FILES):
+            return entry
+    return None
+
+
+def claim_folder(path: Path, key: str, *, marker: str = MARKER, legacy=None,
+                 overwrite: bool = False) -> Path:
+    """Make `path` (a run or sweep folder) ours to write, or refuse with a ConfigError naming
+    `key`: a folder that holds files but was not made by this package is never written into,
+    and `overwrite` deletes only a folder proven ours that holds nothing but what runs write.
+    The folder is handled through its identity (a symlink to it is followed, never deleted).
+    Returns the identity."""
+    real = folder_identity(path)
+    shown = path if real == Path(path).absolute() else f"{path} (-> {real})"
+    if real.is_dir() and any(real.iterdir()) and not owned(real, marker, legacy):
+        raise ConfigError(f"{key}: {shown} holds files but is not a mixup-gan "
+                          f"{'run' if marker == MARKER else 'sweep'} folder: refusing to "
+                          f"{'delete' if overwrite else 'write into'} it; choose another "
+                          f"{key}")
+    if overwrite and real.is_dir():
+        stray = foreign_file(real)
+        if stray is not None:
+            raise ConfigError(f"{key}: {shown} holds {stray.relative_to(real)}, which "
+                              "mixup-gan did not write: refusing to delete the folder; move "
+                              f"that file away or choose another {key}")
+        shutil.rmtree(real)
+    make_folder(real, key)
+    if not (real / marker).is_file() or (real / marker).read_text() != MARKER_TEXT:
+        atomic_write(real / marker, MARKER_TEXT, fsync=False)
+    return real
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    """The rows of a JSON-lines file we append to (metrics.jsonl, results.jsonl).
+
+    A crash mid-write leaves a partial last line: it is dropped (every whole row is kept,
+    and the next write rewrites the file without it). Any other line that is not a JSON
+    object is a ConfigError naming the file and the line."""
+    if not path.is_file():
+        return []
+    try:
+        text = path.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc})") from None
+    lines = text.split("\n")
+    rows = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            if number == len(lines):  # no newline after it: a write cut short
+                break
+            row = None
+        if not isinstance(row, dict):
+            raise ConfigError(f"{path}, line {number}: not a JSON object ({line[:60]!r}); "
+                              "the file is damaged: fix or remove that line")
+        rows.append(row)
+    return rows
 
 
 def make_folder(path: Path, key: str) -> Path:
@@ -64,7 +170,8 @@ class FolderLock:
     """
 
     def __init__(self, folder: Path) -> None:
-        self.path = folder.with_name(f".{folder.name}.lock")
+        real = folder_identity(folder)  # one lock per folder, however it is named
+        self.path = real.with_name(f".{real.name}.lock")
         self.handle = None
 
     def acquire(self, what: str) -> None:
@@ -101,6 +208,11 @@ def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
     return out
 
 
+def _step(row: dict) -> int:
+    step = row.get("step", 0)
+    return step if isinstance(step, (int, float)) and not isinstance(step, bool) else 0
+
+
 def _finite_or_none(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
@@ -131,16 +243,7 @@ class RunFolder:
         """
         make_folder(self.root, "output.dir")
         self.lock.acquire(str(self.path))
-        foreign = (self.path.is_dir() and any(self.path.iterdir())
-                   and not is_run_folder(self.path))
-        if foreign:  # never mix a run into (or later delete) someone else's files
-            raise ConfigError(f"output.name: {self.path} holds files but is not a mixup-gan run "
-                              f"folder: refusing to {'delete' if overwrite else 'write into'} "
-                              "it; choose another output.name")
-        if overwrite and self.path.exists():
-            shutil.rmtree(self.path)
-        make_folder(self.path, "output.dir")
-        (self.path / MARKER).touch()
+        claim_folder(self.path, "output.name", overwrite=overwrite)
         state = None
         if self.checkpoint.exists():
             state = load_checkpoint(self.checkpoint)
@@ -162,7 +265,13 @@ class RunFolder:
         self.lock.release()
 
     def read_summary(self) -> dict | None:
-        return json.loads(self.summary.read_text()) if self.summary.is_file() else None
+        """The summary of a finished run; None when there is none or it is damaged (it is
+        written again from the metrics)."""
+        try:
+            summary = json.loads(self.summary.read_text())
+        except (OSError, ValueError):
+            return None
+        return summary if isinstance(summary, dict) else None
 
     def save(self, state: dict, config, name: str = "checkpoint.pt") -> None:
         """Atomically write the checkpoint (or another named state), with its config."""
@@ -175,18 +284,17 @@ class RunFolder:
             handle.write(json.dumps(clean) + "\n")
 
     def read_metrics(self) -> list[dict]:
-        if not self.metrics.exists():
-            return []
-        return [json.loads(line) for line in self.metrics.read_text().splitlines() if line]
+        return read_jsonl(self.metrics)
 
     def truncate_metrics(self, after_step: int) -> None:
-        """Drop rows logged after `after_step` (work lost since the last checkpoint)."""
-        rows = [r for r in self.read_metrics() if r.get("step", 0) <= after_step]
-        self.metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        """Drop rows logged after `after_step` (work lost since the last checkpoint) and a
+        partial last line."""
+        rows = [r for r in self.read_metrics() if _step(r) <= after_step]
+        atomic_write(self.metrics, "".join(json.dumps(r) + "\n" for r in rows))
 
     def write_summary(self, summary: dict) -> None:
         clean = {k: _finite_or_none(v) for k, v in summary.items()}
-        self.summary.write_text(json.dumps(clean, indent=2) + "\n")
+        atomic_write(self.summary, json.dumps(clean, indent=2) + "\n")
 
 
 def config_differences(old: dict, new: dict, *, members: bool = False) -> list[str]:
@@ -204,8 +312,15 @@ def config_differences(old: dict, new: dict, *, members: bool = False) -> list[s
         return out
     a, b = _flatten(old), _flatten(new)
     keys = sorted(set(a) | set(b))
-    return [
-        f"{k}: {a.get(k)!r} -> {b.get(k)!r}"
-        for k in keys
-        if a.get(k) != b.get(k) and not k.startswith(RESUMABLE_PREFIXES)
-    ]
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys
+            if a.get(k) != b.get(k) and _trains(k, a, b)]
+
+
+def _trains(key: str, old: dict, new: dict) -> bool:
+    """Whether a change of `key` changes what is trained (see RESUMABLE_PREFIXES)."""
+    if key in TRAINING_WHEN:
+        other, value = TRAINING_WHEN[key]
+        if old.get(other) == value or new.get(other) == value:
+            return not (isinstance(old.get(key), str) and isinstance(new.get(key), str)
+                        and folder_identity(old[key]) == folder_identity(new[key]))
+    return not key.startswith(RESUMABLE_PREFIXES)

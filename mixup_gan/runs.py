@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
-from .checkpoint import load_checkpoint
+from .checkpoint import check_layout, check_state, load_checkpoint
 from .hooks import Hook
 from .run_folder import RunFolder
 from .runtime import TrainingDiverged
@@ -79,7 +79,9 @@ def execute_iter(run: Run) -> Generator[None, None, dict]:
         run.barrier()  # the main process has prepared the folder; the others read from it
         if not run.main and folder.checkpoint.exists():
             state = load_checkpoint(folder.checkpoint)
-        if state is not None:
+        if state is not None:  # a tampered file or another model's: named, before loading
+            what = str(folder.checkpoint)
+            check_state(check_layout(state, what), trainer.state_dict(), what)
             trainer.load_state_dict(state)
         if run.main and folder.finished and (summary := folder.read_summary()) is not None:
             return summary  # nothing to train: the run folder stays as it is

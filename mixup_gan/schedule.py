@@ -25,7 +25,7 @@ KINDS = ("constant", "linear", "cosine")
 @dataclass(frozen=True)
 class Schedule:
     kind: str = option("constant", choices=KINDS, doc="constant, linear or cosine")
-    final: float = option(0.0, ge=0.0, doc="multiplier reached at `end`")
+    final: float = option(0.0, ge=0.0, le=1e3, doc="multiplier reached at `end`")
     start: int = option(0, ge=0, doc="step where the change begins")
     end: int | None = option(None, gt=0, doc="step where `final` is reached; null = last step")
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import OutputConfig, check_device, option
+from ..config import (
+    MAX_BATCH,
+    MAX_LR,
+    MAX_WIDTH,
+    OutputConfig,
+    check_device,
+    option,
+    seed_option,
+)
 from ..mixup import DISTRIBUTIONS
 from ..mixup_options import alpha_problem
 
@@ -15,24 +23,24 @@ class ClassifyDataConfig:
                        doc="digits: scikit-learn's bundled 8x8 digits, offline")
     root: str = option("data", doc="where torchvision datasets are (or are downloaded to)")
     download: bool = option(True, doc="download CIFAR when it is not under root")
-    num_classes: int | None = option(None, gt=1, doc="default: the dataset's")
+    num_classes: int | None = option(None, gt=1, le=10 ** 6, doc="default: the dataset's")
     corrupt: float = option(0.0, ge=0.0, le=1.0,
                             doc="share of training labels replaced by random ones")
-    corrupt_seed: int = option(0, ge=0)
+    corrupt_seed: int = seed_option()
     augment: bool = option(True, doc="CIFAR: random crop (pad 4) and horizontal flip")
-    workers: int = option(2, ge=0, doc="DataLoader workers for CIFAR")
+    workers: int = option(2, ge=0, le=512, doc="DataLoader workers for CIFAR")
 
 
 @dataclass
 class ClassifyModelConfig:
     name: str = option("mlp", choices=("mlp", "cnn", "preact_resnet18"))
-    hidden: int = option(256, ge=1, doc="mlp/cnn width")
+    hidden: int = option(256, ge=1, le=MAX_WIDTH, doc="mlp/cnn width")
 
 
 @dataclass
 class ClassifyLossConfig:
     mode: str = option("mixup", choices=("erm", "mixup", "cutmix"))
-    alpha: float = option(1.0, ge=0.0)
+    alpha: float = option(1.0, ge=0.0, le=1e6)
     distribution: str = option("beta", choices=DISTRIBUTIONS)
     per_sample: bool = option(False, doc="one lam per sample (mixup only)")
     label_smoothing: float = option(0.0, ge=0.0, le=0.99)
@@ -46,13 +54,13 @@ class ClassifyLossConfig:
 @dataclass
 class ClassifyTrainConfig:
     epochs: int = option(200, gt=0)
-    batch_size: int = option(128, gt=0)
-    lr: float = option(0.1, gt=0.0)
+    batch_size: int = option(128, gt=0, le=MAX_BATCH)
+    lr: float = option(0.1, gt=0.0, le=MAX_LR)
     momentum: float = option(0.9, ge=0.0, le=1.0)
-    weight_decay: float = option(1e-4, ge=0.0)
+    weight_decay: float = option(1e-4, ge=0.0, le=MAX_LR)
     milestones: list[int] = option([100, 150], doc="epochs where lr is divided by 1/gamma")
-    gamma: float = option(0.1, gt=0.0)
-    seed: int = option(0, ge=0)
+    gamma: float = option(0.1, gt=0.0, le=MAX_LR)
+    seed: int = seed_option()
     device: str = option("auto")
     amp: bool | None = option(None, doc="bfloat16 autocast: true, false, or null = on CUDA only")
 

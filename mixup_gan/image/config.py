@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import OutputConfig, option
+from ..config import MAX_SAMPLES, MAX_WIDTH, OutputConfig, option
 from ..gan_config import GANTrainConfig, LossConfig
 
 
@@ -13,7 +13,7 @@ class ImageDataConfig:
     name: str = option("cifar10", choices=("cifar10", "mnist", "folder", "digits"),
                        doc="folder: every image under data.root; digits: offline 8x8 digits")
     root: str = option("data", doc="dataset folder (downloaded into for cifar10/mnist)")
-    size: int = option(32, gt=0)
+    size: int = option(32, gt=0, le=2048)
     channels: int = option(3, choices=(1, 3))
     download: bool = option(True)
 
@@ -21,9 +21,9 @@ class ImageDataConfig:
 @dataclass
 class ImageModelConfig:
     arch: str = option("dcgan", choices=("dcgan", "sn_resnet"))
-    latent_dim: int = option(128, ge=1)
-    g_width: int = option(128, ge=1)
-    d_width: int = option(64, ge=1)
+    latent_dim: int = option(128, ge=1, le=MAX_WIDTH)
+    g_width: int = option(128, ge=1, le=MAX_WIDTH)
+    d_width: int = option(64, ge=1, le=MAX_WIDTH)
     d_norm: str = option("spectral", choices=("spectral", "batch", "none"),
                          doc="dcgan D normalisation; batch = original DCGAN, not for mixup")
 
@@ -40,15 +40,15 @@ class ImageTrainConfig(GANTrainConfig):
 @dataclass
 class ImageEvalConfig:
     every: int = option(1000, gt=0, doc="log losses and write a sample grid every N steps")
-    n_samples: int = option(64, ge=1, doc="images in the sample grid (fixed noise)")
+    n_samples: int = option(64, ge=1, le=10_000, doc="images in the sample grid (fixed noise)")
     fid_every: int | None = option(None, gt=0, doc="FID of the (EMA) generator every N steps; "
                                    "null = off. The best one is kept as best.pt")
-    fid_samples: int = option(5000, ge=2, doc="generated images per FID evaluation")
+    fid_samples: int = option(5000, ge=2, le=MAX_SAMPLES, doc="generated images per FID evaluation")
     fid_reference: str | None = option(None, doc="image folder, torch-fidelity dataset name or "
                                        "statistics file; null = the training images")
     fid_extractor: str = option("inception-v3-compat", doc="torch-fidelity feature extractor")
     fid_inception_weights: str | None = option(None, doc="inception-v3-compat weights file")
-    fid_batch_size: int = option(64, ge=1)
+    fid_batch_size: int = option(64, ge=1, le=65536)
 
 
 @dataclass

@@ -48,11 +48,11 @@ class ImageBank:
         return images.float() / 127.5 - 1.0
 
 
-def _decode(dataset, what: str) -> Tensor:
-    """Stack a dataset of (uint8 image, ...) items once, with a progress bar."""
+def _decode(dataset, what: str, progress: bool = True) -> Tensor:
+    """Stack a dataset of (uint8 image, ...) items once, with a progress bar (`progress`)."""
     items = (dataset[i][0] for i in range(len(dataset)))
     return torch.stack(list(tqdm(items, total=len(dataset), desc=f"decoding {what}",
-                                 leave=False)))
+                                 leave=False, disable=not progress)))
 
 
 class _Files(torch.utils.data.Dataset):
@@ -84,7 +84,8 @@ def _uint8_transform(size: int, channels: int):
     return v2.Compose(steps)
 
 
-def image_folder(root: str | Path, size: int, channels: int = 3) -> ImageBank:
+def image_folder(root: str | Path, size: int, channels: int = 3, *,
+                 progress: bool = True) -> ImageBank:
     """Every image under `root` (any depth), resized (shorter side) and centre-cropped."""
     root = Path(root)
     if not root.is_dir():
@@ -93,17 +94,19 @@ def image_folder(root: str | Path, size: int, channels: int = 3) -> ImageBank:
                    and p.is_file())
     if not files:
         raise ConfigError(f"data.root: no images ({', '.join(IMAGE_SUFFIXES)}) under {root}")
-    return ImageBank(_decode(_Files(files, _uint8_transform(size, channels)), str(root)))
+    return ImageBank(_decode(_Files(files, _uint8_transform(size, channels)), str(root),
+                             progress))
 
 
-def torchvision_set(name: str, root: str, size: int, channels: int, download: bool):
+def torchvision_set(name: str, root: str, size: int, channels: int, download: bool,
+                    progress: bool = True):
     """CIFAR-10 (training split) or MNIST through torchvision."""
     import torchvision
 
     cls = {"cifar10": torchvision.datasets.CIFAR10, "mnist": torchvision.datasets.MNIST}[name]
     dataset = torchvision_dataset(cls, root, download=download, train=True,
                                   transform=_uint8_transform(size, channels))
-    return ImageBank(_decode(dataset, name))
+    return ImageBank(_decode(dataset, name, progress))
 
 
 def digits(size: int, channels: int = 1) -> ImageBank:
@@ -111,10 +114,11 @@ def digits(size: int, channels: int = 1) -> ImageBank:
     return ImageBank(digits_pixels(size).expand(-1, channels, -1, -1).contiguous())
 
 
-def load_images(name: str, *, root: str, size: int, channels: int, download: bool) -> ImageBank:
-    """The configured dataset as an `ImageBank`."""
+def load_images(name: str, *, root: str, size: int, channels: int, download: bool,
+                progress: bool = True) -> ImageBank:
+    """The configured dataset as an `ImageBank` (`progress`: show the decoding bar)."""
     if name == "folder":
-        return image_folder(root, size, channels)
+        return image_folder(root, size, channels, progress=progress)
     if name == "digits":
         return digits(size, channels)
-    return torchvision_set(name, root, size, channels, download)
+    return torchvision_set(name, root, size, channels, download, progress)

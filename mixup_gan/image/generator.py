@@ -3,14 +3,15 @@ generator of a checkpoint (EMA weights when present), write samples."""
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 
 import torch
 from torch import nn
 from torchvision.utils import save_image
 
-from ..checkpoint import CheckpointError, check_layout, load_checkpoint
-from ..config import ConfigError, config_from_dict
+from ..checkpoint import CheckpointError, atomic_write, check_layout, check_state, load_checkpoint
+from ..config import ConfigError, check_seed, config_from_dict
 from ..run_folder import make_folder
 from ..runtime import resolve_device
 from .config import ImageConfig
@@ -39,12 +40,18 @@ def load_generator_and_config(checkpoint: str | Path, state: dict | None = None,
     try:
         config = config_from_dict(state.get("config"), ImageConfig, source=str(checkpoint))
         nets = check_layout(state, str(checkpoint))["nets"]
-        weights = nets["ema"] if use_ema and "ema" in nets else nets["generator"]
+        key = "ema" if use_ema and "ema" in nets else "generator"
         G = build_image_nets(config)[0]
-        G.load_state_dict(weights)
+        check_state(nets.get(key), G.state_dict(), str(checkpoint), f"nets.{key}")
+        G.load_state_dict(nets[key])
     except (ConfigError, KeyError, RuntimeError) as exc:
         raise CheckpointError(f"{checkpoint}: not an image GAN generator checkpoint "
                               f"({str(exc).splitlines()[0]})") from None
+    bad = next((name for name, t in G.state_dict().items()
+                if t.is_floating_point() and not bool(torch.isfinite(t).all())), None)
+    if bad is not None:  # a run that diverged: its images would be black or noise
+        raise CheckpointError(f"{checkpoint}: the generator's weight nets.{key}.{bad} holds "
+                              "NaN or inf (the run diverged); sample an earlier checkpoint")
     return G.eval(), config
 
 
@@ -55,6 +62,7 @@ def sample_images(checkpoint: str | Path, n: int, out: str | Path, *, use_ema: b
         raise ConfigError(f"--n must be >= 1, got {n}")
     if batch_size < 1:
         raise ConfigError(f"--batch-size must be >= 1, got {batch_size}")
+    seed = check_seed(seed)
     G, config = load_generator_and_config(checkpoint, use_ema=use_ema)
     dev = resolve_device(device, key="--device")
     G = G.to(dev)
@@ -63,6 +71,15 @@ def sample_images(checkpoint: str | Path, n: int, out: str | Path, *, use_ema: b
     with torch.no_grad():
         for start in range(0, n, batch_size):
             z = torch.randn(min(batch_size, n - start), config.model.latent_dim, generator=rng)
-            for i, image in enumerate(G(z.to(dev)).float(), start=start):
-                save_image(image, out / f"{i:06d}.png", normalize=True, value_range=(-1, 1))
+            images = G(z.to(dev)).float().cpu()
+            if not bool(torch.isfinite(images).all()):
+                raise CheckpointError(f"{checkpoint}: the generator's images hold NaN or inf "
+                                      f"({start} of {n} written to {out})")
+            for i, image in enumerate(images, start=start):
+                atomic_write(out / f"{i:06d}.png", partial(_png, image), fsync=False)
     return out
+
+
+def _png(image: torch.Tensor, handle) -> None:
+    """One (C, H, W) image in [-1, 1] as PNG into an open binary file."""
+    save_image(image, handle, format="png", normalize=True, value_range=(-1, 1))

@@ -47,7 +47,7 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
     torch.manual_seed(stream_seed(config.train.seed, "init"))  # network initialisation
     G, D = build_image_nets(config)
     bank = load_images(d.name, root=d.root, size=d.size, channels=d.channels,
-                       download=d.download).to(device)
+                       download=d.download, progress=config.output.progress).to(device)
     if config.train.compile:
         G.compile()
         D.compile()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..config import OutputConfig, option
+from ..config import MAX_SAMPLES, MAX_WIDTH, OutputConfig, option
 from ..gan_config import GANTrainConfig, LossConfig
 
 
@@ -19,15 +19,15 @@ class ToyDataConfig:
 
 @dataclass
 class ToyModelConfig:
-    latent_dim: int = option(2, ge=1)
-    hidden: int = option(512, ge=1)
-    depth: int = option(3, ge=1, doc="hidden layers")
+    latent_dim: int = option(2, ge=1, le=MAX_WIDTH)
+    hidden: int = option(512, ge=1, le=MAX_WIDTH)
+    depth: int = option(3, ge=1, le=256, doc="hidden layers")
 
 
 @dataclass
 class ToyEvalConfig:
     every: int = option(250, gt=0, doc="evaluate metrics every N generator steps")
-    n_samples: int = option(2500, ge=2)
+    n_samples: int = option(2500, ge=2, le=MAX_SAMPLES)
     snapshots: list[int] = option([10, 100, 1000, 10000, 20000])
     contour: bool = option(False, doc="draw D's output under the snapshots")
 

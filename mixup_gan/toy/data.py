@@ -10,6 +10,7 @@ Scales (DESIGN.md section 3):
 from __future__ import annotations
 
 import csv
+import io
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
+from ..checkpoint import atomic_write
 from ..config import ConfigError
 
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
@@ -148,50 +150,69 @@ def read_points(path: str | Path) -> Tensor:
     """Read a CSV with a header holding columns `x` and `y`; returns (M, 2) float32.
 
     Raises `PointFileError` naming the file and line for missing columns, non-numeric or
-    non-finite values, and files with fewer than 2 points.
+    non-finite values, and files with fewer than 2 points; and naming the file for one that
+    is not UTF-8 text (a byte-order mark is accepted) or not CSV (a giant field, NUL bytes).
     """
     path = Path(path)
     if not path.is_file():
         raise PointFileError(f"{path}: point file not found")
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return _parse_points(path, handle)
+    except UnicodeDecodeError as exc:
+        raise PointFileError(f"{path}: not UTF-8 text (byte {exc.start}: "
+                             f"{exc.object[exc.start:exc.start + 1]!r}); save it as UTF-8 CSV"
+                             ) from None
+
+
+def _parse_points(path: Path, handle: io.TextIOBase) -> Tensor:
+    """The rows of an open point file; a malformed row (a field past the csv module's size
+    limit, a NUL byte) is a `PointFileError` naming its line."""
+    reader = csv.reader(handle)
+    try:
+        return _parse_rows(path, reader)
+    except csv.Error as exc:
+        raise PointFileError(f"{path}, line {reader.line_num}: not a CSV row ({exc})") from None
+
+
+def _parse_rows(path: Path, reader) -> Tensor:
+    header = next(reader, None)
+    if header is None:
+        raise PointFileError(f"{path}: the file is empty (expected a header with x,y)")
+    names = [h.strip().lower() for h in header]
+    missing = [c for c in ("x", "y") if c not in names]
+    if missing:
+        raise PointFileError(
+            f"{path}, line 1: missing column(s) {', '.join(missing)} (header: {header})")
+    ix, iy = names.index("x"), names.index("y")
     rows: list[tuple[float, float]] = []
-    with path.open(newline="") as handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if header is None:
-            raise PointFileError(f"{path}: the file is empty (expected a header with x,y)")
-        names = [h.strip().lower() for h in header]
-        missing = [c for c in ("x", "y") if c not in names]
-        if missing:
-            raise PointFileError(
-                f"{path}, line 1: missing column(s) {', '.join(missing)} (header: {header})"
-            )
-        ix, iy = names.index("x"), names.index("y")
-        for line_no, row in enumerate(reader, start=2):
-            if not row or all(not cell.strip() for cell in row):
-                continue
-            try:
-                x, y = float(row[ix]), float(row[iy])
-            except (ValueError, IndexError):
-                raise PointFileError(
-                    f"{path}, line {line_no}: expected numbers in columns x and y, got {row}"
-                ) from None
-            if not (math.isfinite(x) and math.isfinite(y)):
-                raise PointFileError(f"{path}, line {line_no}: non-finite value in {row}")
-            if max(abs(x), abs(y)) > FLOAT32_MAX:
-                raise PointFileError(f"{path}, line {line_no}: {row} does not fit a float32 "
-                                     f"(|value| <= {FLOAT32_MAX:.3g})")
-            rows.append((x, y))
+    for row in reader:
+        line_no = reader.line_num
+        if not row or all(not cell.strip() for cell in row):
+            continue
+        try:
+            x, y = float(row[ix]), float(row[iy])
+        except (ValueError, IndexError):
+            raise PointFileError(f"{path}, line {line_no}: expected numbers in columns x and "
+                                 f"y, got {str(row)[:80]}") from None
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise PointFileError(f"{path}, line {line_no}: non-finite value in {row}")
+        if max(abs(x), abs(y)) > FLOAT32_MAX:
+            raise PointFileError(f"{path}, line {line_no}: {row} does not fit a float32 "
+                                 f"(|value| <= {FLOAT32_MAX:.3g})")
+        rows.append((x, y))
     if len(rows) < 2:
         raise PointFileError(f"{path}: needs at least 2 points, found {len(rows)}")
     return torch.tensor(rows, dtype=torch.float32)
 
 
 def write_points(points: Tensor, path: str | Path) -> None:
-    """Write (M, 2) points as a CSV with header x,y (full float32 precision)."""
-    with Path(path).open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["x", "y"])
-        writer.writerows([f"{x:.9g}", f"{y:.9g}"] for x, y in points.tolist())
+    """Write (M, 2) points as a CSV with header x,y (full float32 precision), atomically."""
+    text = io.StringIO(newline="")
+    writer = csv.writer(text)
+    writer.writerow(["x", "y"])
+    writer.writerows([f"{x:.9g}", f"{y:.9g}"] for x, y in points.tolist())
+    atomic_write(path, text.getvalue())
 
 
 def point_file(path: str | Path) -> ToyDistribution:

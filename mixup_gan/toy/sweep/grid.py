@@ -21,6 +21,7 @@ from ...config import (
     option,
     section_paths,
 )
+from ...run_folder import check_run_name
 from ..config import ToyConfig
 from ..data import ToyDistribution, make_distribution
 from ..runner import reference_points
@@ -200,4 +201,7 @@ def group_name(members: list[SweepRun]) -> str:
 
 
 def sweep_root(sweep: SweepConfig, path: Path) -> Path:
-    return Path(sweep.output) / (sweep.name or path.stem)
+    """The sweep's folder, `output/name`: the name is one plain folder name."""
+    if sweep.name is not None:
+        return Path(sweep.output) / check_run_name(sweep.name, f"{path}: name")
+    return Path(sweep.output) / check_run_name(path.stem, f"{path}: the file name (set name)")

@@ -4,11 +4,14 @@ summary table (mean and spread over seeds of each setting's last row) and the fi
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 import statistics
 from pathlib import Path
 
+from ...checkpoint import atomic_write
+from ...config import ConfigError
 from ...run_folder import RunFolder
 from .figures import save_sweep_figures
 from .grid import SweepRun, group_name
@@ -22,18 +25,24 @@ def write_results(root: Path, runs: list[SweepRun], groups: list[list[SweepRun]]
     by_id = {r.id: r for r in runs}
     rows = []
     for members in groups:
-        for row in RunFolder(root / "populations", group_name(members)).read_metrics():
-            run = by_id[row["run"]]
+        folder = RunFolder(root / "populations", group_name(members))
+        for row in folder.read_metrics():
+            run = by_id.get(row.get("run"))
+            step = row.get("step")
+            if run is None or not isinstance(step, int) or isinstance(step, bool):
+                raise ConfigError(f"{folder.metrics}: a row of no run of this population, or "
+                                  f"without a step ({str(row)[:60]}); the file is damaged")
             rows.append({**run.values, "data.name": run.config.data.name, **row})
-    (root / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    atomic_write(root / "results.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
     columns = list(dict.fromkeys(k for r in rows for k in r))
-    with (root / "results.csv").open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
+    table = io.StringIO(newline="")
+    writer = csv.DictWriter(table, fieldnames=columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(root / "results.csv", table.getvalue())
     keys = [k for k in runs[0].values if k != "train.seed"]
     final = final_rows(rows)
-    (root / "summary.md").write_text(summary_table(keys, [r.id for r in runs], final))
+    atomic_write(root / "summary.md", summary_table(keys, [r.id for r in runs], final))
     save_sweep_figures(root, keys, final)
 
 

@@ -11,9 +11,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ...checkpoint import atomic_write
 from ...config import ConfigError, config_to_dict, load_config
 from ...hooks import Hook
-from ...run_folder import FolderLock, RunFolder, make_folder
+from ...run_folder import SWEEP_MARKER, FolderLock, RunFolder, claim_folder, make_folder
 from ...runs import Run, execute_iter, interleave
 from ...runtime import eval_noise, resolve_device
 from ...train import SYNC_EVERY
@@ -79,6 +80,14 @@ def side_by_side(sweep: SweepConfig, devices: list[torch.device]) -> int:
     return min(len(devices), SIDE_BY_SIDE) if cuda else 1
 
 
+def _sweep_folder(root: Path) -> bool:
+    """A sweep folder of a version before the marker: its sweep.json lists runs."""
+    try:
+        return "runs" in json.loads((root / "sweep.json").read_text())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
 def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = True,
               report: bool = False, overwrite: bool = False) -> Path:
     """Run (or continue) a sweep file; returns the sweep's folder.
@@ -95,14 +104,16 @@ def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = T
     root = sweep_root(sweep, path)
     if report and not (root / "populations").is_dir():  # a typo in output or name, most likely
         raise ConfigError(f"--report: nothing was trained in {root} (check output and name)")
-    root = make_folder(root, "output")
+    make_folder(root.parent, "output")
     lock = FolderLock(root)
     lock.acquire(f"sweep folder {root}")
-    try:
+    try:  # never into a folder that is not a sweep's (a user's results.csv stays theirs)
+        claim_folder(root, f"{path}: name", marker=SWEEP_MARKER, legacy=_sweep_folder)
         if not report:
-            (root / "sweep.json").write_text(json.dumps(
+            atomic_write(root / "sweep.json", json.dumps(
                 {"sweep": config_to_dict(sweep), "runs": [r.id for r in runs],
-                 "populations": [[r.id for r in g] for g in groups]}, indent=1))
+                 "populations": [[r.id for r in g] for g in groups]}, indent=1),
+                fsync=False)
             total = sum(len(g) * g[0].config.train.steps for g in groups)
             with tqdm(total=total, desc=f"sweep ({len(runs)} runs, {len(groups)} populations)",
                       unit="it", unit_scale=True, disable=not progress,
