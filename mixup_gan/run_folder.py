@@ -17,7 +17,13 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from .checkpoint import atomic_write, load_checkpoint, save_checkpoint
+from .checkpoint import (
+    CheckpointError,
+    atomic_write,
+    check_layout,
+    load_checkpoint,
+    save_checkpoint,
+)
 from .config import ConfigError, config_to_dict, save_config
 
 # Keys that may change between a run and its resume: they do not alter the trajectory (more
@@ -94,27 +100,28 @@ def foreign_file(path: Path) -> Path | None:
 
 
 def claim_folder(path: Path, key: str, *, marker: str = MARKER, legacy=None,
-                 overwrite: bool = False) -> Path:
+                 overwrite: bool = False, where: str = "") -> Path:
     """Make `path` (a run or sweep folder) ours to write, or refuse with a ConfigError naming
-    `key`: a folder that holds files but was not made by this package is never written into,
-    and `overwrite` deletes only a folder proven ours that holds nothing but what runs write.
+    `key` (after `where`, e.g. the sweep file): a folder that holds files but was not made
+    by this package is never written into, and `overwrite` deletes only a folder proven ours
+    that holds nothing but what runs write.
     The folder is handled through its identity (a symlink to it is followed, never deleted).
     Returns the identity."""
     real = folder_identity(path)
     shown = path if real == Path(path).absolute() else f"{path} (-> {real})"
     if real.is_dir() and any(real.iterdir()) and not owned(real, marker, legacy):
-        raise ConfigError(f"{key}: {shown} holds files but is not a mixup-gan "
+        raise ConfigError(f"{where}{key}: {shown} holds files but is not a mixup-gan "
                           f"{'run' if marker == MARKER else 'sweep'} folder: refusing to "
                           f"{'delete' if overwrite else 'write into'} it; choose another "
                           f"{key}")
     if overwrite and real.is_dir():
         stray = foreign_file(real)
         if stray is not None:
-            raise ConfigError(f"{key}: {shown} holds {stray.relative_to(real)}, which "
+            raise ConfigError(f"{where}{key}: {shown} holds {stray.relative_to(real)}, which "
                               "mixup-gan did not write: refusing to delete the folder; move "
                               f"that file away or choose another {key}")
         shutil.rmtree(real)
-    make_folder(real, key)
+    make_folder(real, f"{where}{key}")
     if not (real / marker).is_file() or (real / marker).read_text() != MARKER_TEXT:
         atomic_write(real / marker, MARKER_TEXT, fsync=False)
     return real
@@ -246,7 +253,10 @@ class RunFolder:
         claim_folder(self.path, "output.name", overwrite=overwrite)
         state = None
         if self.checkpoint.exists():
-            state = load_checkpoint(self.checkpoint)
+            state = check_layout(load_checkpoint(self.checkpoint), str(self.checkpoint))
+            if not isinstance(state.get("config", {}), dict):
+                raise CheckpointError(f"{self.checkpoint}: its config is not a mapping "
+                                      "(tampered or not a mixup-gan checkpoint)")
             differing = config_differences(state.get("config", {}), config_to_dict(config),
                                            members=members)
             if differing:

@@ -44,6 +44,8 @@ def load_generator_and_config(checkpoint: str | Path, state: dict | None = None,
         G = build_image_nets(config)[0]
         check_state(nets.get(key), G.state_dict(), str(checkpoint), f"nets.{key}")
         G.load_state_dict(nets[key])
+    except CheckpointError:  # it names the file and what is wrong
+        raise
     except (ConfigError, KeyError, RuntimeError) as exc:
         raise CheckpointError(f"{checkpoint}: not an image GAN generator checkpoint "
                               f"({str(exc).splitlines()[0]})") from None

@@ -108,7 +108,8 @@ def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = T
     lock = FolderLock(root)
     lock.acquire(f"sweep folder {root}")
     try:  # never into a folder that is not a sweep's (a user's results.csv stays theirs)
-        claim_folder(root, f"{path}: name", marker=SWEEP_MARKER, legacy=_sweep_folder)
+        claim_folder(root, "name", marker=SWEEP_MARKER, legacy=_sweep_folder,
+                     where=f"{path}: ")
         if not report:
             atomic_write(root / "sweep.json", json.dumps(
                 {"sweep": config_to_dict(sweep), "runs": [r.id for r in runs],
