@@ -124,6 +124,9 @@ def check_state(state: Any, template: Any, what: str, key: str = "") -> None:
                 fail(f"lacks {k!r}")
             check_state(state[k], inner, what, f"{key}.{k}" if key else str(k))
     elif isinstance(template, torch.Tensor):
+        if template.dim() == 0 and isinstance(state, (int, float)) and not isinstance(state,
+                                                                                    bool):
+            return  # a scalar held as a number or as a tensor (an lr under CUDA graphs)
         if not isinstance(state, torch.Tensor):
             fail(f"is a {type(state).__name__}, expected a tensor")
         if tuple(state.shape) != tuple(template.shape):
