@@ -19,10 +19,12 @@ from ..mixup_options import alpha_problem
 
 @dataclass
 class ClassifyDataConfig:
-    name: str = option("digits", choices=("digits", "cifar10", "cifar100"),
-                       doc="digits: scikit-learn's bundled 8x8 digits, offline")
+    name: str = option("digits", choices=("digits", "cifar10", "cifar100", "mnist",
+                                          "fashion-mnist"),
+                       doc="digits: scikit-learn's bundled 8x8 digits, offline; mnist, "
+                       "fashion-mnist: 28x28 (offline: mixup-gan data fetch)")
     root: str = option("data", doc="where torchvision datasets are (or are downloaded to)")
-    download: bool = option(True, doc="download CIFAR when it is not under root")
+    download: bool = option(True, doc="download the dataset when it is not under root")
     num_classes: int | None = option(None, gt=1, le=10 ** 6, doc="default: the dataset's")
     corrupt: float = option(0.0, ge=0.0, le=1.0,
                             doc="share of training labels replaced by random ones")

@@ -1,5 +1,6 @@
-"""Classification data: scikit-learn's bundled digits (offline), CIFAR-10/100 (torchvision),
-and label corruption for the memorization experiment."""
+"""Classification data: scikit-learn's bundled digits (offline), MNIST and Fashion-MNIST
+(in memory), CIFAR-10/100 (torchvision), and label corruption for the memorization
+experiment."""
 
 from __future__ import annotations
 
@@ -10,11 +11,12 @@ import torch
 from torch import Tensor
 
 from ..config import ConfigError
-from ..datasets import sklearn_digits, torchvision_dataset
+from ..datasets import IDX_SETS, idx_split, sklearn_digits, torchvision_dataset
 from .config import ClassifyDataConfig
 
 DIGITS_TEST = 497  # fixed held-out digits (stratified, seed 0): 1300 train / 497 test
-NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100}
+NUM_CLASSES = {"digits": 10, "cifar10": 10, "cifar100": 100, "mnist": 10,
+               "fashion-mnist": 10}
 
 
 @dataclass
@@ -62,11 +64,23 @@ def load_cifar_split(cfg: ClassifyDataConfig) -> tuple[Split, Split]:
     mean, std = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
     to_tensor = [v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(mean, std)]
     augment = [v2.RandomCrop(32, padding=4), v2.RandomHorizontalFlip()] if cfg.augment else []
-    train = torchvision_dataset(cls, cfg.root, download=cfg.download, train=True,
-                                transform=v2.Compose(augment + to_tensor))
-    test = torchvision_dataset(cls, cfg.root, download=cfg.download, train=False,
-                               transform=v2.Compose(to_tensor))
+    train = torchvision_dataset(cls, cfg.root, download=cfg.download, name=cfg.name,
+                                train=True, transform=v2.Compose(augment + to_tensor))
+    test = torchvision_dataset(cls, cfg.root, download=cfg.download, name=cfg.name,
+                               train=False, transform=v2.Compose(to_tensor))
     return (Split(train, torch.tensor(train.targets)), Split(test, torch.tensor(test.targets)))
+
+
+def load_idx_split(cfg: ClassifyDataConfig) -> tuple[Split, Split]:
+    """MNIST or Fashion-MNIST as in-memory floats (N, 1, 28, 28), standardised with the
+    training set's mean and std (no augmentation)."""
+    mean, std = IDX_SETS[cfg.name].mean_std
+
+    def split(train: bool) -> Split:
+        images, labels = idx_split(cfg.name, cfg.root, train=train, download=cfg.download)
+        return Split((images[:, None].float() / 255 - mean) / std, labels.long())
+
+    return split(True), split(False)
 
 
 def corrupt_labels(labels: Tensor, share: float, num_classes: int, seed: int) -> Tensor:
@@ -84,7 +98,10 @@ def corrupt_labels(labels: Tensor, share: float, num_classes: int, seed: int) ->
 
 def load_data(cfg: ClassifyDataConfig) -> ClassificationData:
     """Load the configured dataset, check `num_classes`, corrupt labels when asked."""
-    train, test = load_digits_split() if cfg.name == "digits" else load_cifar_split(cfg)
+    if cfg.name == "digits":
+        train, test = load_digits_split()
+    else:
+        train, test = (load_idx_split if cfg.name in IDX_SETS else load_cifar_split)(cfg)
     num_classes = cfg.num_classes or NUM_CLASSES[cfg.name]
     highest = int(max(train.labels.max(), test.labels.max()))
     if highest >= num_classes:

@@ -27,7 +27,7 @@ from torchvision import transforms
 
 from ..checkpoint import CheckpointError, load_checkpoint
 from ..config import ConfigError
-from ..datasets import IMAGE_SUFFIXES, digits_pixels
+from ..datasets import IDX_SETS, IMAGE_SUFFIXES, digits_pixels, idx_pixels
 from ..run_folder import is_run_folder
 from .inception import FIDError
 
@@ -104,6 +104,26 @@ def _digits_32(root, download) -> TensorImages:
 
 if "digits-32" not in DATASETS_REGISTRY:  # offline reference for the digits image configs
     register_dataset("digits-32", _digits_32)
+
+
+def _idx_reference(name: str, train: bool) -> Callable:
+    """MNIST / Fashion-MNIST split as 32x32 uint8, zero-padded as the image runs train on."""
+
+    def load(root, download) -> TensorImages:
+        keys = ("--datasets-root", "drop --no-download")
+        try:
+            return TensorImages(idx_pixels(name, root, train=train, size=32,
+                                           download=download, keys=keys))
+        except ConfigError as exc:
+            raise FIDError(str(exc)) from None
+
+    return load
+
+
+for _name in IDX_SETS:  # mnist-train, mnist-test, fashion-mnist-train, fashion-mnist-test
+    for _split in ("train", "test"):
+        if f"{_name}-{_split}" not in DATASETS_REGISTRY:
+            register_dataset(f"{_name}-{_split}", _idx_reference(_name, _split == "train"))
 
 
 def tensor_input(images: Tensor, description: str) -> ImagesInput:

@@ -10,9 +10,12 @@ from ..gan_config import GANTrainConfig, LossConfig
 
 @dataclass
 class ImageDataConfig:
-    name: str = option("cifar10", choices=("cifar10", "mnist", "folder", "digits"),
-                       doc="folder: every image under data.root; digits: offline 8x8 digits")
-    root: str = option("data", doc="dataset folder (downloaded into for cifar10/mnist)")
+    name: str = option("cifar10", choices=("cifar10", "mnist", "fashion-mnist", "folder",
+                                           "digits"),
+                       doc="folder: every image under data.root; digits: offline 8x8 digits; "
+                       "mnist, fashion-mnist: 28x28, zero-padded to data.size")
+    root: str = option("data", doc="dataset folder (downloaded into for cifar10/mnist/"
+                       "fashion-mnist; offline: mixup-gan data fetch)")
     size: int = option(32, gt=0, le=2048)
     channels: int = option(3, choices=(1, 3))
     download: bool = option(True)

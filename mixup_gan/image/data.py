@@ -1,4 +1,5 @@
-"""Image data for GANs: CIFAR-10, MNIST, any image folder, and scikit-learn's digits offline.
+"""Image data for GANs: CIFAR-10, MNIST, Fashion-MNIST, any image folder, and scikit-learn's
+digits offline.
 
 Every dataset is decoded once into a uint8 tensor (N, C, H, W) at the configured size, and
 training batches are drawn from it by index with the run's generator: no loader state to
@@ -15,7 +16,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from ..config import ConfigError
-from ..datasets import IMAGE_SUFFIXES, digits_pixels, torchvision_dataset
+from ..datasets import IDX_SETS, IMAGE_SUFFIXES, digits_pixels, idx_pixels, torchvision_dataset
 
 
 class ImageBank:
@@ -100,11 +101,15 @@ def image_folder(root: str | Path, size: int, channels: int = 3, *,
 
 def torchvision_set(name: str, root: str, size: int, channels: int, download: bool,
                     progress: bool = True):
-    """CIFAR-10 (training split) or MNIST through torchvision."""
+    """The training split of CIFAR-10 through torchvision, or of MNIST / Fashion-MNIST
+    (28x28, zero-padded to `size` when larger: see `datasets.fit_side`)."""
     import torchvision
 
-    cls = {"cifar10": torchvision.datasets.CIFAR10, "mnist": torchvision.datasets.MNIST}[name]
-    dataset = torchvision_dataset(cls, root, download=download, train=True,
+    if name in IDX_SETS:
+        images = idx_pixels(name, root, train=True, size=size, download=download)
+        return ImageBank(images.expand(-1, channels, -1, -1).contiguous())
+    dataset = torchvision_dataset(torchvision.datasets.CIFAR10, root, download=download,
+                                  name=name, train=True,
                                   transform=_uint8_transform(size, channels))
     return ImageBank(_decode(dataset, name, progress))
 
