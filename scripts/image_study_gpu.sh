@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The image study on one lent GPU, in one call: every arm and seed of scripts/image_study.sh
+# trained side by side (one process each), stopped at BUDGET seconds if not done, and the run
+# folders (metrics, sample grids, checkpoints to resume from) copied out under $OUT as
+# image_study.tar.gz.partNN (15 MiB pieces). Untested on a GPU so far: STEPS is sized from
+# an H100 figure (a DCGAN step of this width on 32x32 digits: ~7,200 images/s
+# alone), not measured. Reading FID is done afterwards on a CPU with the real Inception:
+#   mixup-gan fid RUN/checkpoint.pt fashion-mnist-test --datasets-root data --metrics fid,kid
+# Data travel in as the .gz files only (30 MB; decompressed they exceed what can travel):
+#   mkdir -p data/FashionMNIST/raw && cp ROOT/FashionMNIST/raw/*.gz data/FashionMNIST/raw/
+#   run: source .gpu/prelude.sh && scripts/image_study_gpu.sh
+#        carry: .whl .gpu data/FashionMNIST/raw   (and runs/image_study to continue a study)
+# Settings: those of scripts/image_study.sh, plus STEPS (default 5000), BUDGET (default 480).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATASET=${DATASET:-fashion-mnist} ARCH=${ARCH:-dcgan} LOSS=${LOSS:-bce}
+SEEDS=${SEEDS:-0 1 2} ARMS=${ARMS:-erm mixup levers}
+RUNS=${RUNS:-runs/image_study} OUT=${OUT:-out} BUDGET=${BUDGET:-480}
+export STEPS=${STEPS:-5000} DATA_ROOT=${DATA_ROOT:-data} DATASET ARCH LOSS RUNS
+export MIXUP_GAN=${MIXUP_GAN:-mixup-gan}
+folder=$(${PYTHON:-python3} -c "from mixup_gan.datasets import IDX_SETS; print(IDX_SETS['$DATASET'].folder)")
+for gz in "$DATA_ROOT/$folder"/raw/*.gz; do  # torchvision reads the decompressed files
+  [ -f "${gz%.gz}" ] || gunzip -k "$gz"
+done
+mkdir -p "$RUNS" "$OUT"
+pids=()
+for seed in $SEEDS; do
+  for arm in $ARMS; do
+    SEEDS=$seed ARMS=$arm timeout "$BUDGET" scripts/image_study.sh \
+      > "$RUNS/log_${arm}_seed$seed.txt" 2>&1 &
+    pids+=($!)
+  done
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=$?; done  # 124: stopped at BUDGET
+tail -n 4 "$RUNS"/log_*.txt
+tar czf - --exclude=tensorboard "$RUNS" | split -b 15M -d - "$OUT/image_study.tar.gz.part"
+ls -l "$OUT"
+echo "runs ended with status $status (124: the budget ran out; rerun with $RUNS carried in)"
