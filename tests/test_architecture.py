@@ -15,7 +15,7 @@ LAYERS = [
     ["config", "mixup_options", "losses", "gan_config", "member_losses", "runtime", "datasets",
      "schedule", "hooks",
      "frechet", "toy.config", "image.config", "classify.config"],  # schemas are data
-    ["train", "captured_step", "run_folder", "runs", "distributed", "ema"],
+    ["train", "captured_step", "run_folder", "runs", "distributed", "ema", "shipped"],
     ["fid", "toy.plots", "toy.metrics", "toy.data", "toy.nets", "toy.reference", "image.nets",
      "image.data", "classify.data", "classify.nets"],
     ["toy", "image", "classify"],
