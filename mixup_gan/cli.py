@@ -16,6 +16,7 @@ from .checkpoint import CheckpointError
 from .config import ConfigError, load_config
 from .run_folder import make_folder
 from .runtime import TrainingDiverged
+from .shipped import QUICKSTART, config_argument
 from .toy.data import PointFileError
 
 # A bare ValueError is a bug (configs and inputs are checked before any work): it keeps its
@@ -32,8 +33,10 @@ def check_output_file(path: Path, flag: str) -> None:
         raise ConfigError(f"{flag} {path}: the file is not writable")
 
 
-def _add_config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", "-c", type=Path, help="YAML config file (default: built-in)")
+def _add_config_args(parser: argparse.ArgumentParser, default: str = "built-in") -> None:
+    parser.add_argument("--config", "-c", type=Path,
+                        help="YAML config file, or a shipped config's name (mixup-gan configs "
+                        f"list), e.g. toy/ring_best; default: {default}")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a config key, e.g. train.steps=200")
 
@@ -44,8 +47,10 @@ def _run_name(config, config_path: Path | None, default: str) -> str:
     return config_path.stem if config_path else default
 
 
-def _run_command(args: argparse.Namespace, schema, run, keys: tuple[str, ...]) -> int:
+def _run_command(args: argparse.Namespace, schema, run, keys: tuple[str, ...],
+                 default: str | None = None) -> int:
     """Load a run config, train (or resume) it, print the summary's key figures."""
+    args.config = config_argument(args.config, default)
     overrides = list(args.overrides) + (["output.progress=false"] if args.no_progress else [])
     config = load_config(args.config, schema, overrides)
     name = _run_name(config, args.config, args.command)
@@ -64,7 +69,8 @@ def cmd_toy(args: argparse.Namespace) -> int:
     from .toy.runner import run_toy
 
     return _run_command(args, ToyConfig, run_toy, ("steps", "modes", "hq_share", "reverse_kl",
-                                                   "frechet", "iterations_per_second"))
+                                                   "frechet", "iterations_per_second"),
+                        default=QUICKSTART)
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
@@ -128,13 +134,31 @@ def cmd_fid(args: argparse.Namespace) -> int:
 def cmd_sweep(args: argparse.Namespace) -> int:
     from .toy.sweep import run_sweep
 
-    root = run_sweep(args.config, args.overrides, progress=not args.no_progress,
+    root = run_sweep(config_argument(args.config), args.overrides, progress=not args.no_progress,
                      report=args.report, overwrite=args.overwrite)
     print(f"\nsweep folder: {root}\n")
     print((root / "summary.md").read_text())
     for name in ("results.csv", "results.jsonl", "summary.md", "summary.png", "snapshots.png"):
         if (root / name).exists():
             print(f"  {root / name}")
+    return 0
+
+
+def cmd_configs(args: argparse.Namespace) -> int:
+    from .shipped import copy_config, list_configs, shipped_folder
+
+    if args.action == "list":
+        print(f"shipped configs, in {shipped_folder('configs')} (--config takes these names):")
+        shipped = list_configs()
+        width = max(len(name) for name, _ in shipped)
+        for name, about in shipped:
+            print(f"  {name:<{width}}  {about[:72]}")
+        return 0
+    if args.name is None:
+        raise ConfigError("configs copy: name a shipped config, e.g. "
+                          "mixup-gan configs copy toy/ring_best.yaml .")
+    target = copy_config(args.name, args.dest)
+    print(f"wrote {target} (its data paths point at the shipped files)")
     return 0
 
 
@@ -173,14 +197,27 @@ def _add_data_parser(sub) -> None:
 
 
 def _add_sample_parser(sub) -> None:
-    sample = sub.add_parser("sample", help="write images from a trained image GAN checkpoint")
-    sample.add_argument("--checkpoint", type=Path, required=True)
-    sample.add_argument("--n", type=int, default=64, help="number of images")
-    sample.add_argument("--out", type=Path, default=Path("samples"))
-    sample.add_argument("--no-ema", action="store_true", help="use the live generator")
-    sample.add_argument("--batch-size", type=int, default=256)
-    sample.add_argument("--seed", type=int, default=0)
-    sample.add_argument("--device", default="auto")
+    sample = sub.add_parser(
+        "sample", help="write images from a trained image GAN checkpoint",
+        description="Draw images from the generator of a `mixup-gan image` checkpoint and "
+        "write each as a PNG (000000.png, 000001.png, ...), G's outputs in [-1, 1] mapped to "
+        "0-255.")
+    sample.add_argument("--checkpoint", type=Path, required=True,
+                        help="an image run's checkpoint.pt or best.pt")
+    sample.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
+    sample.add_argument("--out", type=Path, default=Path("samples"),
+                        help="folder the PNGs are written to, made if missing; same-named "
+                        "files in it are replaced (default: samples)")
+    sample.add_argument("--no-ema", action="store_true",
+                        help="use the live generator's weights instead of the EMA ones "
+                        "(the default when the checkpoint has them)")
+    sample.add_argument("--batch-size", type=int, default=256,
+                        help="images generated per forward pass (default: 256)")
+    sample.add_argument("--seed", type=int, default=0,
+                        help="seed of the latent noise: the same seed draws the same images "
+                        "(default: 0)")
+    sample.add_argument("--device", default="auto",
+                        help="auto (CUDA when present, else CPU), cpu, cuda or cuda:N")
     sample.set_defaults(func=cmd_sample)
 
 
@@ -230,7 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("classify", cmd_classify, "train a classifier with mixup, CutMix or ERM"),
     ):
         run = sub.add_parser(name, help=text)
-        _add_config_args(run)
+        _add_config_args(run, f"the quickstart, {QUICKSTART}" if name == "toy" else "built-in")
         run.add_argument("--overwrite", action="store_true",
                          help="delete an existing run folder of the same name and start again")
         run.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -250,6 +287,17 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--overwrite", action="store_true",
                        help="train every population again from scratch (a changed training key)")
     sweep.set_defaults(func=cmd_sweep)
+
+    configs = sub.add_parser(
+        "configs", help="list the shipped configs, or copy one to edit",
+        description="list: every shipped config with its first comment line. copy NAME "
+        "[DEST]: write the shipped config NAME to DEST (a file or folder, default: here), its "
+        "relative data paths made absolute so the copy reads the same files.")
+    configs.add_argument("action", choices=("list", "copy"))
+    configs.add_argument("name", nargs="?", help="copy: a shipped config, e.g. toy/ring_best")
+    configs.add_argument("dest", nargs="?", type=Path, default=Path("."),
+                         help="copy: a file name or an existing folder (default: .)")
+    configs.set_defaults(func=cmd_configs)
 
     data = sub.add_parser("toy-data", help="regenerate the reference point sets in toy_data/")
     data.add_argument("--out", type=Path, default=Path("toy_data"))

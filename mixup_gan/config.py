@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from .checkpoint import atomic_write
+from .config_paths import path_keys, resolve_paths  # noqa: F401  (path_keys: for schemas)
 from .yaml_loader import load_yaml, yaml_problem
 
 
@@ -31,12 +32,14 @@ class ConfigError(ValueError):
 
 
 def option(default, *, choices: Iterable | None = None, gt=None, ge=None, le=None, lt=None,
-           finite: bool = True, doc: str = ""):
+           finite: bool = True, doc: str = "", path: bool = False, paths: Iterable[str] = ()):
     """A config field with its validation rules as metadata. Floats (alone or in lists) must
     be finite unless `finite=False`; `le`/`lt` bounds also say what can never run (a size
-    that cannot be allocated)."""
+    that cannot be allocated). `path=True`: a relative path written in a config file is read
+    relative to that file's folder (`resolve_paths`); `paths`: the key paths that are such
+    paths inside a mapping of key paths (a sweep's `set`, `grid`, `cases`)."""
     meta = {"choices": tuple(choices) if choices else None, "gt": gt, "ge": ge, "le": le,
-            "lt": lt, "finite": finite, "doc": doc}
+            "lt": lt, "finite": finite, "doc": doc, "path": path, "paths": frozenset(paths)}
     if isinstance(default, (list, dict)):
         return field(default_factory=lambda: type(default)(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -295,6 +298,7 @@ def load_config(path: str | Path | None, cls, overrides: Iterable[str] = ()):
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: the top level must be a mapping of sections")
         _check_keys(cls, data, source)
+        data = resolve_paths(data, cls, path.parent)
     overrides = list(overrides)
     if overrides:
         source += " with --set " + " ".join(overrides)

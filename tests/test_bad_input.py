@@ -13,6 +13,8 @@ import torch
 
 from mixup_gan.cli import main
 
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent  # sweep paths follow the file
+
 TOY = ["toy", "--no-progress", "--set", "output.dir={ws}/runs", "--set", "model.hidden=8",
        "--set", "model.depth=1", "--set", "train.steps=2", "--set", "train.batch_size=8",
        "--set", "train.n_dis=1", "--set", "eval.every=1", "--set", "eval.n_samples=20",
@@ -137,7 +139,7 @@ CASES = [
     ("sweep reference checked first", ["sweep", "-c", "{ws}/sweep_reference.yaml",
                                        *s("population=1")], "data.name=grid"),
     ("sweep base missing", ["sweep", "-c", "{ws}/sweep_base.yaml"],
-     "sweep_base.yaml: base: config file not found: nowhere.yaml (paths are relative to"),
+     "sweep_base.yaml: base: config file not found: {ws}/nowhere.yaml"),  # the file's folder
     ("sweep output under a file", ["sweep", "-c", "{ws}/sweep_output.yaml"], "output"),
     ("sweep report of nothing", ["sweep", "-c", "{ws}/sweep_untrained.yaml", "--report"],
      "--report: nothing was trained in {ws}/sweeps/sweep_untrained (check output and name)"),
@@ -204,7 +206,7 @@ def ws(tmp_path_factory):
         "sweep_key.yaml": "grid:\n  loss.alfa: [0.1]\n",
         "sweep_value.yaml": "grid:\n  loss.alpha: [0.1, fast]\n",
         "sweep_seeds.yaml": "grid:\n  loss.alpha: [0.1]\nseeds: []\n",
-        "sweep_reference.yaml": "set:\n  data.reference: toy_data/ring_paper.csv\n"
+        "sweep_reference.yaml": f"set:\n  data.reference: {REPO}/toy_data/ring_paper.csv\n"
                                 "grid:\n  data.name: [ring, grid]\n",
         "sweep_base.yaml": "base: nowhere.yaml\ngrid:\n  loss.alpha: [0.1]\n",
         "sweep_untrained.yaml": "grid:\n  loss.alpha: [0.1]\n",

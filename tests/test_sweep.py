@@ -106,6 +106,7 @@ def write_sweep(tmp_path, text: str):
     return path
 
 
+RING = str(Path(__file__).resolve().parent.parent / "toy_data" / "ring_paper.csv")
 TINY = """
 set:
   model.hidden: 16
@@ -161,8 +162,8 @@ def test_a_section_in_a_sweep_changes_only_the_keys_it_names(tmp_path):
     """`set: {train: {steps: 7}}`, a case `{loss: {alpha: 1}}` and `--set set.train.steps=7`
     change those keys and keep the base config's other keys in the section (they replaced
     the whole section once, silently resetting batch size, D steps and learning rate)."""
-    base = "configs/toy/ring_mixup.yaml"
-    ring = load_config(base, ToyConfig)
+    base = str(Path("configs/toy/ring_mixup.yaml").resolve())  # a sweep file's base is
+    ring = load_config(base, ToyConfig)  # relative to the sweep file, here in tmp_path
     assert ring.train != ToyConfig().train and ring.loss != ToyConfig().loss
     sectioned = SweepConfig(base=base, set={"train": {"steps": 7}},
                             cases=[{"loss": {"alpha": 1}}], grid={"model": {"latent_dim": [5]}},
@@ -196,7 +197,8 @@ def test_a_schedule_in_a_sweep_changes_only_the_keys_it_names(tmp_path):
     base = tmp_path / "base.yaml"
     base.write_text(Path("configs/toy/ring_best.yaml").read_text().replace(
         "lr_schedule: {kind: linear, final: 0}", "lr_schedule: {kind: linear, final: 0.1, "
-                                                 "start: 5}"))
+                                                 "start: 5}").replace(
+        "../../toy_data/", f"{Path('toy_data').resolve()}/"))  # its paths follow the copy
     kept = load_config(base, ToyConfig).train.lr_schedule
     cosine = replace(kept, kind="cosine")
     assert cosine != replace(ToyConfig().train.lr_schedule, kind="cosine")
@@ -285,9 +287,9 @@ def test_a_reference_file_is_read_once_per_sweep(tmp_path, monkeypatch):
     import mixup_gan.toy.runner as runner
 
     root, reads = sweep_counting_reads(tmp_path, monkeypatch, runner,
-                                       "  data.reference: toy_data/ring_paper.csv\n")
-    assert reads == ["toy_data/ring_paper.csv"]
-    expected = read_points("toy_data/ring_paper.csv")
+                                       f"  data.reference: {RING}\n")
+    assert reads == [RING]
+    expected = read_points(RING)
     real = [points for final in sorted(root.glob("populations/*/final_samples.pt"))
             for points in torch.load(final, weights_only=True)["real"]]
     assert len(real) == 4  # 2 seeds x alpha 0 and 0.2, as two populations
@@ -300,8 +302,8 @@ def test_a_point_file_is_read_once_per_sweep(tmp_path, monkeypatch):
     import mixup_gan.toy.data as data
 
     _, reads = sweep_counting_reads(tmp_path, monkeypatch, data, "  data.name: points\n"
-                                    "  data.path: toy_data/swissroll.csv\n")
-    assert reads == ["toy_data/swissroll.csv"]
+                                    f"  data.path: {RING.replace('ring_paper', 'swissroll')}\n")
+    assert reads == [RING.replace("ring_paper", "swissroll")]
 
 
 @pytest.mark.parametrize(("concurrent", "crash_at", "logged"), [
@@ -428,18 +430,12 @@ def test_an_ablation_of_cases_end_to_end(tmp_path):
     assert final[root] == final[alone] and len(final[alone]) == 8
 
 
-def test_a_reference_that_does_not_match_the_data_is_refused(tmp_path):
-    body = ("base: configs/toy/ring_mixup.yaml\nset:\n  train.steps: 1\ngrid:\n"
-            "  data.name: [grid]\nseeds: [0]\n" + f"output: {tmp_path}\n")
-    import os
-    from pathlib import Path
-
+def test_a_reference_that_does_not_match_the_data_is_refused(tmp_path, monkeypatch):
+    """From any folder: the base and its reference are read relative to their files."""
     root = Path(__file__).resolve().parent.parent
-    cwd = os.getcwd()
-    os.chdir(root)
-    try:
-        with pytest.raises(ConfigError, match=r"data.reference 'toy_data/ring_paper.csv' does "
-                                              r"not look like data.name 'grid'"):
-            run_sweep(write_sweep(tmp_path, body), progress=False)
-    finally:
-        os.chdir(cwd)
+    body = (f"base: {root}/configs/toy/ring_mixup.yaml\nset:\n  train.steps: 1\ngrid:\n"
+            "  data.name: [grid]\nseeds: [0]\n" + f"output: {tmp_path}\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"data.reference '\S*toy_data/ring_paper.csv' does "
+                                          r"not look like data.name 'grid'"):
+        run_sweep(write_sweep(tmp_path, body), progress=False)

@@ -12,9 +12,10 @@ from ..gan_config import GANTrainConfig, LossConfig
 class ToyDataConfig:
     name: str = option("ring", choices=("ring", "grid", "swissroll", "points"),
                      doc="toy distribution, or 'points' for a CSV file")
-    path: str | None = option(None, doc="CSV with columns x,y when name is 'points'")
+    path: str | None = option(None, path=True,
+                              doc="CSV with columns x,y when name is 'points'")
     scale: str = option("paper", choices=("paper", "wgan-gp"), doc="mode layout preset")
-    reference: str | None = option(None, doc="reference point CSV for evaluation")
+    reference: str | None = option(None, path=True, doc="reference point CSV for evaluation")
 
 
 @dataclass

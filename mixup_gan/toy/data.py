@@ -1,6 +1,6 @@
 """Toy 2D distributions: 8-Gaussian ring, 25-Gaussian grid, swiss roll, and user point files.
 
-Scales (DESIGN.md section 3):
+Scales:
 - "paper" (the mixup paper, Figure 5): ring of 8 Gaussians on the unit circle and a
   25-Gaussian grid at {-1, -0.5, 0, 0.5, 1}^2, both with std 0.01.
 - "wgan-gp" (WGAN-GP toy code): ring radius 2, std 0.02, divided by 1.414; grid at

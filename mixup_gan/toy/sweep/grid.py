@@ -19,6 +19,7 @@ from ...config import (
     config_to_dict,
     load_config,
     option,
+    path_keys,
     section_paths,
 )
 from ...run_folder import check_run_name
@@ -29,16 +30,18 @@ from ..runner import reference_points
 # Keys that may differ between members of one population; everything else is shared.
 MEMBER_PREFIXES = ("data.", "loss.", "train.seed")
 _SECTIONS = section_paths(ToyConfig)  # what `set`, `grid` and `cases` write out as key paths
+_PATHS = path_keys(ToyConfig)  # their keys that are paths (relative to the sweep file's folder)
 
 
 @dataclass
 class SweepConfig:
-    base: str | None = option(None, doc="run config every run starts from (cwd-relative)")
-    set: dict[str, Any] = option({}, doc="overrides applied to every run")
-    grid: dict[str, Any] = option({}, doc="config key -> list of values; runs = product x seeds")
+    base: str | None = option(None, path=True, doc="run config every run starts from")
+    set: dict[str, Any] = option({}, paths=_PATHS, doc="overrides applied to every run")
+    grid: dict[str, Any] = option({}, paths=_PATHS,
+                                  doc="config key -> list of values; runs = product x seeds")
     cases: list[dict[str, Any]] = option(
-        [], doc="settings, each a mapping of config keys to values (e.g. one lever added at "
-                "a time); runs = cases x grid product x seeds")
+        [], paths=_PATHS, doc="settings, each a mapping of config keys to values (e.g. one "
+                              "lever added at a time); runs = cases x grid product x seeds")
     seeds: list[int] = option([0, 1, 2])
     population: int = option(30, gt=0, doc="most members trained together")
     concurrent: int | None = option(
@@ -135,9 +138,8 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
     sweep = checked(sweep, source)
     try:
         base = load_config(sweep.base, ToyConfig) if sweep.base else ToyConfig()
-    except ConfigError as exc:  # say which file names the base, and from where it is read
-        raise ConfigError(f"{source}: base: {exc} (paths are relative to the current folder, "
-                          f"{Path.cwd()})") from None
+    except ConfigError as exc:  # say which file names the base
+        raise ConfigError(f"{source}: base: {exc}") from None
     base_dict = apply_overrides(config_to_dict(base), sweep.set)
     config_from_dict(base_dict, ToyConfig, source=f"{source}: set")
     keys = list(sweep.grid)
