@@ -96,8 +96,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_fid(args: argparse.Namespace) -> int:
     import json
 
+    from .checkpoint import atomic_write
     from .fid import evaluate
-    from .fid.files import check_outputs, write_text_atomic
+    from .fid.files import check_outputs
     from .image.generator import load_generator
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
@@ -116,7 +117,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
         device=args.device, batch_size=args.batch_size, seed=args.seed,
         cache_dir=args.cache_dir, use_cache=not args.no_cache, download=not args.no_download,
         verbose=not args.no_progress, load_generator=load_generator)
-    write_text_atomic(args.out, json.dumps(report, indent=1) + "\n")
+    atomic_write(args.out, json.dumps(report, indent=1) + "\n")
     weights = report["weights"]
     print(f"generated: {report['generated']}")
     print(f"reference: {report['reference']}")

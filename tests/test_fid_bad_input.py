@@ -11,11 +11,11 @@ import pytest
 import torch
 from PIL import Image
 
-from mixup_gan.checkpoint import load_checkpoint, save_checkpoint
+from mixup_gan.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from mixup_gan.cli import main
 from mixup_gan.config import config_to_dict, load_config
 from mixup_gan.fid import evaluate
-from mixup_gan.fid.files import read_rgb8, write_text_atomic
+from mixup_gan.fid.files import read_rgb8
 from mixup_gan.image.config import ImageConfig
 from mixup_gan.image.generator import build_image_nets, load_generator
 
@@ -203,20 +203,21 @@ def test_a_good_run_writes_both_outputs_and_reads_its_statistics_back(ws, capsys
     capsys.readouterr()
 
 
-def test_the_report_is_written_atomically(tmp_path, monkeypatch):
-    """A crash while the report is written leaves the previous report whole, and no temp file
-    (a plain write_text would leave a truncated file: this test fails on it)."""
-    report = tmp_path / "fid.json"
-    write_text_atomic(report, '{"old": 1}\n')
+def test_the_report_is_written_atomically(ws, monkeypatch, capsys):
+    """A crash while --out is written (here: the rename fails) leaves the previous report
+    whole and no temp file, through the real CLI (a plain write_text would truncate it)."""
+    report = ws / "atomic.json"
+    atomic_write(report, '{"old": 1}\n')
 
     def crash(*args):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError):
-        write_text_atomic(report, '{"new": 2}\n')
+    argv = [*FID, "--no-cache", "{ws}/imgs", "{ws}/other", "--out", str(report)]
+    assert main([a.format(ws=ws) for a in argv]) == 2
+    assert "atomic.json" in capsys.readouterr().err
     assert report.read_text() == '{"old": 1}\n'
-    assert not list(tmp_path.glob("*.tmp"))
+    assert not list(ws.glob("*.tmp"))
 
 
 def test_generator_checkpoint_survives_a_refused_out(ws):

@@ -4,8 +4,8 @@
   are scaled to 0..255 (v / 257, rounded); 32-bit integer (I) and float (F) pixels have no
   fixed range and are refused; a truncated or corrupt file is a FIDError naming it.
 - `check_stats_file`: a `--save-stats` file's content (keys, types, shapes, finite values).
-- `check_outputs` / `write_text_atomic`: outputs never replace an input or each other, and
-  are written to a temporary file that is renamed into place.
+- `check_outputs`: outputs never replace an input or each other (they are written with
+  `checkpoint.atomic_write` / `save_checkpoint`: a temporary file renamed into place).
 """
 
 from __future__ import annotations
@@ -105,17 +105,3 @@ def check_outputs(outputs: dict[str, Path | None], inputs: list[str | None]) -> 
         for other_flag, other in named[i + 1:]:
             if _same_file(out, other):
                 raise FIDError(f"{flag} {out}: is also {other_flag}; give them different files")
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write `text` to a temporary file beside `path`, fsync it and rename it over `path`."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with tmp.open("w") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
