@@ -77,8 +77,16 @@ def test_preact_resnet18_matches_the_reference_size():
     ],
 )
 def test_config_errors_name_the_key(override, match):
-    if match is None:
-        load_config(None, ClassifyConfig, [override])
+    if match is None:  # valid on their own (cutmix refuses per_sample only together)
+        cfg = load_config(None, ClassifyConfig, [override])
+        key, value = override.split("=")
+        section, name = key.split(".")
+        expected = {"cutmix": "cutmix", "true": True}[value]
+        assert getattr(getattr(cfg, section), name) == expected
+        defaults = ClassifyConfig()
+        other = "per_sample" if name == "mode" else "mode"
+        assert getattr(cfg.loss, other) == getattr(defaults.loss, other)  # the rest untouched
+        assert cfg.loss.check() is None
         return
     with pytest.raises(ConfigError, match=match):
         load_config(None, ClassifyConfig, [override])
