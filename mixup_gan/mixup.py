@@ -6,50 +6,32 @@
 
 from __future__ import annotations
 
-import functools
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from typing import Literal
 
 import torch
 from torch import Tensor
 
+from .arguments import DISTRIBUTIONS as DISTRIBUTIONS
+from .arguments import (
+    check_alpha,
+    check_batch,
+    check_lam,
+    check_perm,
+    check_probabilities,
+    check_rng,
+    choice,
+    count,
+    flag,
+    generator_alias,
+    show,
+    unit_interval,
+)
+from .rng import BETA_UNIFORMS, beta_from_uniforms, open_uniform
+
 Distribution = Literal["beta", "uniform"]
-DISTRIBUTIONS: tuple[str, ...] = ("beta", "uniform")
-
-
-def generator_alias(fn):
-    """`generator=` is the old name of `rng=` (a torch.Generator): still accepted for one
-    release, with a DeprecationWarning."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        if "generator" in kwargs:
-            if "rng" in kwargs:
-                raise TypeError(f"{fn.__qualname__}: pass rng= only (generator= is its old name)")
-            warnings.warn(f"{fn.__qualname__}(generator=...) is deprecated: pass rng=...",
-                          DeprecationWarning, stacklevel=2)
-            kwargs["rng"] = kwargs.pop("generator")
-        return fn(*args, **kwargs)
-
-    return wrapper
-
-
-def check_alpha(alpha: float, distribution: str = "beta") -> float:
-    """Validate a mixup `alpha` for `distribution` and return it as a float."""
-    if distribution not in DISTRIBUTIONS:
-        raise ValueError(f"distribution must be one of {DISTRIBUTIONS}, got {distribution!r}")
-    try:
-        value = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(f"alpha must be a number >= 0, got {alpha!r}") from None
-    if math.isnan(value) or value < 0 or math.isinf(value):
-        raise ValueError(f"alpha must be a finite number >= 0, got {alpha!r}")
-    if distribution == "uniform" and value > 1:
-        # Uniform(0, alpha) with alpha > 1 would extrapolate instead of interpolating.
-        raise ValueError(f"alpha must be in [0, 1] for the uniform distribution, got {alpha!r}")
-    return value
+_CHUNK = 1 << 16  # Beta draws made at once (50 uniforms each)
 
 
 @generator_alias
@@ -68,26 +50,40 @@ def sample_lam(
     `lam ~ Beta(alpha, alpha)` (the paper) or `Uniform(0, alpha)` (the authors' released toy
     code); one value per sample, or one shared by the batch (`per_sample=False`, still shape
     (n,)). `alpha = 0` gives lam = 1 (no mixing). Sampling happens on the rng's device
-    (so a CPU rng gives the same values whatever `device` is), in float32 at least, then
-    moves to `device` / `dtype`.
+    (so a CPU rng gives the same values whatever `device` is), in float32, then moves to
+    `device` / `dtype`. Beta draws use the population engine's sampler
+    (`rng.beta_from_uniforms`, in log space: tiny alpha puts lam near 0 and 1, as it should),
+    fed with 24-bit uniforms from `rng`.
     """
     alpha = check_alpha(alpha, distribution)
-    if n < 0:
-        raise ValueError(f"n must be >= 0, got {n}")
-    device = torch.device(device) if device is not None else torch.device("cpu")
+    n, per_sample, rng = count("n", n), flag("per_sample", per_sample), check_rng(rng)
+    device = _device(device)
+    if not isinstance(dtype, torch.dtype) or not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point torch.dtype, got {show(dtype)}")
     if alpha == 0:
         return torch.ones(n, device=device, dtype=dtype)
     draw_device = rng.device if rng is not None else device
-    count = n if per_sample else 1
+    draws = n if per_sample else 1
     if distribution == "beta":
-        # Beta(a, a) is the first coordinate of Dirichlet(a, a); unlike torch.distributions,
-        # this private op accepts a generator, and it guards the small-alpha underflow case.
-        concentration = torch.full((count, 2), alpha, device=draw_device, dtype=torch.float32)
-        lam = torch._sample_dirichlet(concentration, generator=rng)[:, 0]
+        a = torch.tensor(alpha, device=draw_device, dtype=torch.float32)
+        lam = torch.cat([beta_from_uniforms(open_uniform(torch.randint(
+            1 << 24, (2, min(_CHUNK, draws - start), BETA_UNIFORMS), generator=rng,
+            device=draw_device, dtype=torch.int32)), a) for start in range(0, draws, _CHUNK)])
     else:
-        lam = torch.rand(count, device=draw_device, generator=rng) * alpha
+        lam = torch.rand(draws, device=draw_device, generator=rng) * alpha
     lam = lam.to(device=device, dtype=dtype)
     return lam if per_sample else lam.expand(n).clone()
+
+
+def _device(device) -> torch.device:
+    """`device` (None = CPU) as a torch.device, a ValueError naming a bad one."""
+    if device is None:
+        return torch.device("cpu")
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be a torch.device or a name like 'cpu' or 'cuda', "
+                         f"got {device!r}") from None
 
 
 def blend(a: Tensor, b: Tensor, lam: Tensor | float) -> Tensor:
@@ -107,24 +103,10 @@ def blend(a: Tensor, b: Tensor, lam: Tensor | float) -> Tensor:
     return torch.lerp(b, a, lam.to(a.dtype))
 
 
-def check_batch(name: str, x: Tensor, *, check_finite: bool = True) -> None:
-    """Clear errors for the bad inputs every mixup entry point refuses."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
-    if not x.is_floating_point():
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
-    if x.dim() == 0 or x.shape[0] == 0:
-        raise ValueError(f"{name} is an empty batch (shape {tuple(x.shape)})")
-    if check_finite and not bool(torch.isfinite(x).all()):
-        raise ValueError(
-            f"{name} contains NaN or Inf values (pass check_finite=False to skip this check)"
-        )
-
-
 @generator_alias
 def random_permutation(n: int, *, rng: torch.Generator | None, device) -> Tensor:
     """A random permutation of range(n), drawn on the rng's device."""
-    draw_device = rng.device if rng is not None else device
+    draw_device = check_rng(rng).device if rng is not None else device
     return torch.randperm(n, generator=rng, device=draw_device).to(device)
 
 
@@ -136,22 +118,27 @@ def soft_targets(
 ) -> Tensor:
     """Turn integer labels (N,) or probabilities (N, C) into (optionally smoothed) probabilities.
 
-    Smoothing follows timm: `y * (1 - s) + s / C`, so each row still sums to 1.
+    Smoothing follows timm: `y * (1 - s) + s / C`, so each row still sums to 1. Probability
+    labels must be >= 0 and sum to 1 per row (within 1e-3, more for half precision).
     """
-    if not 0.0 <= label_smoothing < 1.0:
-        raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing!r}")
-    if y.dim() == 1 and not y.is_floating_point():
+    label_smoothing = unit_interval("label_smoothing", label_smoothing, top_open=True)
+    num_classes = None if num_classes is None else count("num_classes", num_classes, minimum=1)
+    if not isinstance(y, Tensor):
+        raise TypeError(f"labels y must be a torch.Tensor, got {show(y)}")
+    if y.dim() == 1 and not y.is_floating_point() and not y.is_complex() \
+            and y.dtype != torch.bool:
         if num_classes is None:
             raise ValueError("num_classes is required with integer class labels")
         if y.numel() and (int(y.min()) < 0 or int(y.max()) >= num_classes):
             bad = y[(y < 0) | (y >= num_classes)][0].item()
             raise ValueError(f"label {bad} is out of range for num_classes={num_classes}")
-        probs = torch.nn.functional.one_hot(y, num_classes).to(dtype or torch.float32)
-    elif y.dim() == 2 and y.is_floating_point():
+        probs = torch.nn.functional.one_hot(y.long(), num_classes).to(dtype or torch.float32)
+    elif y.dim() == 2 and y.is_floating_point() and y.shape[1] > 0:
         if num_classes is not None and y.shape[1] != num_classes:
             raise ValueError(
                 f"probability labels have {y.shape[1]} classes but num_classes={num_classes}"
             )
+        check_probabilities(y)
         probs = y.to(dtype or y.dtype)
     else:
         raise ValueError(
@@ -174,9 +161,9 @@ def paste_box(x: Tensor, source: Tensor, lam: float, rng: torch.Generator | None
     clipped at the border, so the returned lam (the share of `x` kept) is exact.
     """
     height, width = x.shape[-2:]
-    ratio = math.sqrt(1.0 - lam)
+    ratio = math.sqrt(1.0 - unit_interval("lam", lam))
     cut_h, cut_w = int(height * ratio), int(width * ratio)
-    draw_device = rng.device if rng is not None else x.device
+    draw_device = check_rng(rng).device if rng is not None else x.device
     cy = int(torch.randint(height, (1,), generator=rng, device=draw_device))
     cx = int(torch.randint(width, (1,), generator=rng, device=draw_device))
     y1, y2 = max(cy - cut_h // 2, 0), min(cy + cut_h // 2, height)
@@ -184,6 +171,15 @@ def paste_box(x: Tensor, source: Tensor, lam: float, rng: torch.Generator | None
     mixed = x.clone()
     mixed[..., y1:y2, x1:x2] = source[..., y1:y2, x1:x2]
     return mixed, 1.0 - (y2 - y1) * (x2 - x1) / (height * width)
+
+
+def check_mode(mode, per_sample) -> tuple[str, bool]:
+    """`mode` and `per_sample`, checked together (cutmix pastes one box per batch)."""
+    mode, per_sample = choice("mode", mode, MODES), flag("per_sample", per_sample)
+    if mode == "cutmix" and per_sample:
+        raise ValueError("per_sample=True does not go with mode='cutmix' (one box and one lam "
+                         "per batch)")
+    return mode, per_sample
 
 
 @generator_alias
@@ -203,25 +199,29 @@ def mix_inputs(
 
     mixup: `x_mixed = lam * x + (1 - lam) * x[perm]`. cutmix: a box of `x[perm]` is pasted into
     every image (N, C, H, W), one box per batch, and lam becomes the share of `x` left.
-    `lam` has shape (N,). Pass `lam` and/or `perm` to fix them (tests, reproductions);
-    otherwise one lam per batch (the paper) or per sample (mixup only).
+    `lam` has shape (N,). Pass `lam` (in [0, 1]) and/or `perm` (indices into the batch) to
+    fix them (tests, reproductions); otherwise one lam per batch (the paper) or per sample
+    (mixup only).
     """
-    if mode not in MODES:
-        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+    check_alpha(alpha, distribution)
+    mode, per_sample = check_mode(mode, per_sample)
+    check_rng(rng)
     check_batch("x", x, check_finite=check_finite)
     n = x.shape[0]
-    if mode == "cutmix" and (per_sample or x.dim() < 3):
-        raise ValueError("cutmix needs images (N, ..., H, W) and one lam per batch "
-                         "(per_sample=False)")
+    if mode == "cutmix" and x.dim() < 3:
+        raise ValueError(f"cutmix needs images (N, ..., H, W), got x of shape {tuple(x.shape)}")
     if lam is None:
         lam = sample_lam(
             alpha, n, distribution=distribution, per_sample=per_sample,
             rng=rng, device=x.device, dtype=x.dtype,
         )
     else:
-        lam = torch.as_tensor(lam, device=x.device, dtype=x.dtype).expand(n)
-    if perm is None:
-        perm = random_permutation(n, rng=rng, device=x.device)
+        lam = check_lam(lam, n, x.device, x.dtype)
+        if mode == "cutmix" and not bool((lam == lam[0]).all()):
+            raise ValueError("cutmix takes one lam per batch: lam must be a number or equal "
+                             "values")
+    perm = random_permutation(n, rng=rng, device=x.device) if perm is None else \
+        check_perm(perm, n, x.device)
     if mode == "cutmix":
         mixed, kept = paste_box(x, x[perm], float(lam[0]), rng)
         return mixed, perm, torch.full_like(lam, kept)
@@ -253,6 +253,7 @@ def mixup_batch(
     `mode="cutmix"` pastes a box instead of blending (see `mix_inputs`); targets use the
     exact share of each image kept.
     """
+    check_batch("x", x, check_finite=False)  # the finite check comes in mix_inputs
     targets = soft_targets(y, num_classes, label_smoothing=label_smoothing, dtype=x.dtype)
     if targets.shape[0] != x.shape[0]:
         raise ValueError(f"x has {x.shape[0]} samples but y has {targets.shape[0]}")
@@ -273,11 +274,12 @@ def mixup_criterion(
     """The `(y_a, y_b, lam)` form: `lam * crit(logits, y_a) + (1 - lam) * crit(logits, y_b)`.
 
     With one lam per batch any criterion works; with per-sample lam (shape (N,)) the criterion
-    must return per-sample losses (`reduction="none"`), which are then averaged.
+    must return per-sample losses (`reduction="none"`), which are then averaged. `lam`: a
+    number, a 0-d tensor or shape (N,), in [0, 1].
     """
     loss_a, loss_b = criterion(logits, y_a), criterion(logits, y_b)
-    lam = torch.as_tensor(lam, device=logits.device, dtype=loss_a.dtype)
-    if lam.dim() == 1 and loss_a.dim() == 0:
+    lam = check_lam(lam, logits.shape[0], logits.device, loss_a.dtype)
+    if loss_a.dim() == 0:
         if not bool((lam == lam[0]).all()):
             raise ValueError(
                 "per-sample lam needs a criterion with reduction='none' (got a scalar loss)"
@@ -290,7 +292,8 @@ class Mixup:
     """Classification mixup as a batch transform and a DataLoader collate function.
 
     ``mix = Mixup(alpha=1.0, num_classes=10)``; then ``x, y_soft = mix(x, y)`` on a batch, or
-    ``DataLoader(ds, batch_size=128, collate_fn=mix.collate)``.
+    ``DataLoader(ds, batch_size=128, collate_fn=mix.collate)``. Every option is checked here,
+    at construction, with the same rules as `mixup_batch`.
     """
 
     @generator_alias
@@ -305,12 +308,13 @@ class Mixup:
         label_smoothing: float = 0.0,
         rng: torch.Generator | None = None,
     ) -> None:
-        check_alpha(alpha, distribution)
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
-        self.alpha, self.num_classes, self.mode = alpha, num_classes, mode
-        self.distribution, self.per_sample = distribution, per_sample
-        self.label_smoothing, self.rng = label_smoothing, rng
+        self.alpha = check_alpha(alpha, distribution)
+        self.num_classes = None if num_classes is None else count("num_classes", num_classes,
+                                                                  minimum=1)
+        self.mode, self.per_sample = check_mode(mode, per_sample)
+        self.distribution = distribution
+        self.label_smoothing = unit_interval("label_smoothing", label_smoothing, top_open=True)
+        self.rng = check_rng(rng)
 
     def __call__(self, x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
         return mixup_batch(
@@ -321,6 +325,12 @@ class Mixup:
 
     def collate(self, samples: Sequence) -> tuple[Tensor, Tensor]:
         """Collate `(x, y)` samples with the default collate, then mix the batch."""
+        first = samples[0] if isinstance(samples, Sequence) and len(samples) else None
+        if not isinstance(first, (tuple, list)) or len(first) != 2:
+            got = ("no samples" if first is None else f"samples of {len(first)} fields"
+                   if isinstance(first, (tuple, list)) else f"samples like {show(first)}")
+            raise TypeError(f"Mixup.collate takes (x, y) samples, got {got}: collate samples "
+                            "with more fields yourself and call the Mixup on (x, y)")
         x, y = torch.utils.data.default_collate(samples)
         return self(x, y)
 

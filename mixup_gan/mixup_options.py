@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .arguments import alpha_error
 from .config import config_from_dict, option
 from .mixup import DISTRIBUTIONS
 
@@ -14,13 +15,11 @@ PAIRINGS: tuple[str, ...] = ("real-fake", "pool")
 
 
 def alpha_problem(distribution: str, alpha: float) -> tuple[str, str] | None:
-    """The rule every alpha obeys beyond its range, as a config `check` result: finite, and
-    at most 1 for Uniform(0, alpha), which would extrapolate instead of interpolating."""
-    if alpha == float("inf"):
-        return "alpha", "must be finite"
-    if distribution == "uniform" and alpha > 1:
-        return "alpha", f"{alpha!r} must be <= 1 with distribution 'uniform'"
-    return None
+    """The rule every alpha obeys beyond its range, as a config `check` result: the API's
+    rule (`arguments.alpha_error`): finite, at most 1 for Uniform(0, alpha), which would
+    extrapolate instead of interpolating, and within what Beta(alpha, alpha) can sample."""
+    problem = alpha_error(alpha, distribution)
+    return ("alpha", problem) if problem else None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ _TWO_PI = 2 * math.pi
 # Gamma(a + 1) candidates per draw (Marsaglia-Tsang accepts >= 95% each for shape >= 1): all
 # of them are rejected with probability < 1e-10, and then the last candidate is used.
 GAMMA_TRIES = 8
+BETA_UNIFORMS = 3 * GAMMA_TRIES + 1  # uniforms per Gamma draw (two Gammas per Beta draw)
 _AHEAD_ELEMENTS = 1 << 22  # most random numbers made ahead in one batch (16 MiB of float32)
 
 
@@ -51,6 +52,34 @@ def _mix(z: Tensor) -> Tensor:
     z = (z ^ _shift_right(z, 30)) * _signed(_MIX1)
     z = (z ^ _shift_right(z, 27)) * _signed(_MIX2)
     return z ^ _shift_right(z, 31)
+
+
+def open_uniform(words: Tensor) -> Tensor:
+    """24-bit integers in [0, 2**24) -> float32 uniforms in the open interval (0, 1)."""
+    return (words.float() + 0.5) * 2.0**-24
+
+
+def beta_from_uniforms(u: Tensor, alpha: Tensor) -> Tensor:
+    """Symmetric `Beta(alpha, alpha)` draws from open uniforms: (..., 2, n, BETA_UNIFORMS) ->
+    (..., n), float32; `alpha` > 0 broadcasts against (..., 2, n).
+
+    `lam = G1 / (G1 + G2)` with `G ~ Gamma(alpha)`, in log space so that tiny alpha, where
+    the gammas underflow, is exact: `Gamma(a) = Gamma(a + 1) * U**(1/a)`, and `Gamma(a + 1)`
+    by Marsaglia-Tsang with `GAMMA_TRIES` candidates (3 uniforms each), the first accepted.
+    """
+    a = alpha.unsqueeze(-1)
+    d = a + 1.0 - 1.0 / 3.0
+    c = torch.rsqrt(9.0 * d)
+    tries = u[..., :3 * GAMMA_TRIES].unflatten(-1, (3, GAMMA_TRIES))
+    x = torch.sqrt(-2.0 * torch.log(tries[..., 0, :])) * torch.cos(_TWO_PI * tries[..., 1, :])
+    v = (1.0 + c * x) ** 3
+    positive = v > 0
+    log_v = torch.log(torch.where(positive, v, 1.0))
+    accept = positive & (torch.log(tries[..., 2, :]) < 0.5 * x * x + d - d * v + d * log_v)
+    first = torch.where(accept.any(-1), accept.to(torch.uint8).argmax(-1), GAMMA_TRIES - 1)
+    log_gamma = torch.log(d[..., 0]) + log_v.gather(-1, first.unsqueeze(-1))[..., 0]
+    log_gamma = log_gamma + torch.log(u[..., -1]) / a[..., 0]
+    return torch.sigmoid(log_gamma[..., 0, :] - log_gamma[..., 1, :])
 
 
 class _Same:
@@ -133,7 +162,7 @@ class CounterRNG:
         count = math.prod(shape)
         words = self._bits(counters, (count + 1) // 2)
         halves = torch.stack([_shift_right(words, 40), _shift_right(words, 8) & 0xFFFFFF], -1)
-        u = (halves.flatten(2)[..., :count].float() + 0.5) * 2.0**-24
+        u = open_uniform(halves.flatten(2)[..., :count])
         return u.reshape(self.members, len(counters), *shape)
 
     def bits(self, counter: int | Tensor, count: int) -> Tensor:
@@ -177,29 +206,15 @@ class CounterRNG:
 
         `lam = G1 / (G1 + G2)` with `G ~ Gamma(alpha)`, computed in log space (exact for tiny
         alpha, where the gammas underflow): `Gamma(a) = Gamma(a + 1) * U**(1/a)`, and
-        `Gamma(a + 1)` by Marsaglia-Tsang with `GAMMA_TRIES` candidates, the first accepted.
+        `Gamma(a + 1)` by Marsaglia-Tsang with `GAMMA_TRIES` candidates, the first accepted
+        (`beta_from_uniforms`, which `mixup.sample_lam` uses too).
         """
         n = math.prod(shape)
-        a = alpha.to(self.device, torch.float32).reshape(-1, 1, 1, 1, 1)
+        a = alpha.to(self.device, torch.float32).reshape(-1, 1, 1, 1)  # (P, C, 2, n)
 
         def compute(counters):
-            u = self._uniform(counters, (2, n, 3 * GAMMA_TRIES + 1))
-            d = a + 1.0 - 1.0 / 3.0
-            c = torch.rsqrt(9.0 * d)
-            tries = u[..., :3 * GAMMA_TRIES].unflatten(-1, (3, GAMMA_TRIES))
-            x = torch.sqrt(-2.0 * torch.log(tries[..., 0, :])) * torch.cos(
-                _TWO_PI * tries[..., 1, :])
-            v = (1.0 + c * x) ** 3
-            positive = v > 0
-            log_v = torch.log(torch.where(positive, v, 1.0))
-            accept = positive & (torch.log(tries[..., 2, :])
-                                 < 0.5 * x * x + d - d * v + d * log_v)
-            first = torch.where(accept.any(-1), accept.to(torch.uint8).argmax(-1),
-                                GAMMA_TRIES - 1)
-            log_gamma = torch.log(d[..., 0]) + log_v.gather(-1, first.unsqueeze(-1))[..., 0]
-            log_gamma = log_gamma + torch.log(u[..., -1]) / a[..., 0]
-            lam = torch.sigmoid(log_gamma[:, :, 0] - log_gamma[:, :, 1])
-            return lam.reshape(self.members, len(counters), *shape)
+            u = self._uniform(counters, (2, n, BETA_UNIFORMS))
+            return beta_from_uniforms(u, a).reshape(self.members, len(counters), *shape)
 
-        return self._draw("beta", counter, (shape, _Same(alpha)), n * (3 * GAMMA_TRIES + 1) * 2,
+        return self._draw("beta", counter, (shape, _Same(alpha)), n * BETA_UNIFORMS * 2,
                           compute)

@@ -11,7 +11,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mixup_gan"
 
 # Layers, bottom to top (docs/architecture.md). A module imports only from its layer or below.
 LAYERS = [
-    ["mixup", "checkpoint", "rng", "yaml_loader", "config_paths"],
+    ["mixup", "arguments", "checkpoint", "rng", "yaml_loader", "config_paths"],
     ["config", "mixup_options", "losses", "gan_config", "member_losses", "runtime", "datasets",
      "data_fetch", "schedule", "hooks",
      "frechet", "toy.config", "image.config", "classify.config"],  # schemas are data

@@ -20,12 +20,30 @@ def test_sample_lam_range_shape_and_seed(distribution):
     assert torch.equal(lam, sample_lam(0.5, 1000, distribution=distribution, rng=gen(1)))
 
 
-def test_sample_lam_moments_match_beta():
-    # Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)).
-    for alpha in (0.2, 1.0, 2.0):
-        lam = sample_lam(alpha, 200_000, rng=gen(2), dtype=torch.float64)
-        assert abs(float(lam.mean()) - 0.5) < 5e-3
-        assert abs(float(lam.var()) - 1 / (4 * (2 * alpha + 1))) < 5e-3
+@pytest.mark.parametrize("alpha", [1e-4, 1e-3, 0.2, 1.0, 10.0])
+def test_sample_lam_follows_beta(alpha):
+    # Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1)), no atom at 0.5, and for small a almost
+    # all mass near 0 and 1. Catches the underflowing Gamma ratio (87% of draws exactly 0.5
+    # at alpha 1e-4, 24% at 1e-3) and a lam that ignores alpha.
+    stats = pytest.importorskip("scipy.stats")
+    lam = sample_lam(alpha, 100_000, rng=gen(2), dtype=torch.float64)
+    assert float((lam == 0.5).double().mean()) < 1e-3
+    assert abs(float(lam.mean()) - 0.5) < 0.005
+    assert float(lam.var()) == pytest.approx(1 / (4 * (2 * alpha + 1)), rel=0.02)
+    for x in (1e-6, 0.01, 0.1, 0.3, 0.7, 0.99):
+        assert float((lam < x).double().mean()) == pytest.approx(
+            stats.beta(alpha, alpha).cdf(x), abs=0.005), x
+    ends = float(((lam < 0.01) | (lam > 0.99)).double().mean())
+    assert ends == pytest.approx(2 * stats.beta(alpha, alpha).cdf(0.01), abs=0.005)
+    if alpha <= 1e-3:
+        assert ends > 0.99
+
+
+def test_sample_lam_per_batch_follows_beta_too():
+    # one lam per call: many calls with one generator give Beta draws, not 0.5
+    rng = gen(5)
+    lam = torch.cat([sample_lam(1e-4, 3, per_sample=False, rng=rng)[:1] for _ in range(400)])
+    assert float(((lam < 0.01) | (lam > 0.99)).float().mean()) > 0.97
 
 
 def test_sample_lam_alpha_zero_and_per_batch_and_dtype():
@@ -36,14 +54,14 @@ def test_sample_lam_alpha_zero_and_per_batch_and_dtype():
     assert half.dtype == torch.float64
 
 
-@pytest.mark.parametrize("alpha", [-0.1, float("nan"), float("inf")])
+@pytest.mark.parametrize("alpha", [-0.1, float("nan"), float("inf"), 1e300, 1e-40])
 def test_sample_lam_rejects_bad_alpha(alpha):
     with pytest.raises(ValueError, match="alpha"):
         sample_lam(alpha, 4)
 
 
 def test_uniform_alpha_above_one_is_refused():
-    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+    with pytest.raises(ValueError, match=r"alpha 2.0 must be <= 1 with distribution 'uniform'"):
         sample_lam(2.0, 4, distribution="uniform")
 
 
@@ -169,7 +187,7 @@ def test_cutmix_pastes_one_box_and_targets_use_the_kept_share():
 
 
 def test_cutmix_refuses_per_sample_lam_and_flat_inputs():
-    with pytest.raises(ValueError, match="cutmix needs images"):
+    with pytest.raises(ValueError, match="per_sample=True does not go with mode='cutmix'"):
         mixup_batch(torch.randn(4, 3, 8, 8), torch.tensor([0, 1, 0, 1]), alpha=1.0,
                     num_classes=2, mode="cutmix", per_sample=True)
     with pytest.raises(ValueError, match="cutmix needs images"):
