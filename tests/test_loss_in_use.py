@@ -231,3 +231,24 @@ def test_a_d_step_compiles_with_fullgraph():
         opt.step()
     assert loss.shape == () and torch.isfinite(loss)
     assert re.search("MixupDiscriminatorLoss", repr(criterion))
+
+
+def test_image_run_with_batch_norm_and_mixup_warns(tmp_path):
+    pytest.importorskip("sklearn")
+    from mixup_gan.config import load_config
+    from mixup_gan.image.config import ImageConfig
+    from mixup_gan.image.runner import run_image
+
+    def config(*overrides):
+        return load_config(None, ImageConfig, [
+            "data.name=digits", "data.channels=1", "model.latent_dim=8", "model.g_width=8",
+            "model.d_width=8", "train.steps=1", "train.batch_size=8", "train.n_dis=1",
+            "eval.every=1", "eval.n_samples=4", f"output.dir={tmp_path}", "output.progress=false",
+            "train.device=cpu", *overrides])
+
+    with pytest.warns(DiscriminatorWarning, match=r"BatchNorm2d.*model.d_norm: spectral"):
+        run_image(config("model.d_norm=batch", "loss.alpha=0.2"), "bn")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", DiscriminatorWarning)
+        run_image(config("model.d_norm=batch", "loss.alpha=0"), "bn-erm")
+        run_image(config("loss.alpha=0.2"), "sn")
