@@ -148,12 +148,11 @@ class DiscriminatorPlanner:
         self.penalized = any(g > 0 for g in penalties)
 
     def key(self) -> tuple:
-        """What decides the cost of a step on the host: the parts D scores (mixed real-fake,
-        mixed pool, plain rows from the start, plain rows once a schedule reaches alpha 0)
-        and whether the step pays for a double backward. Populations group members by it."""
-        return (self.has_real_fake, self.has_pool, self.has_plain,
-                self.alpha_schedule.first_zero is not None,
-                self.penalized)
+        """What decides the cost of a step: the parts D scores from the first step (mixed
+        real-fake, mixed pool, plain rows) and whether the step pays for a double backward.
+        Sweeps group members into populations by it. An alpha schedule reaching 0 adds the
+        plain rows only late in a run, so it does not split a population."""
+        return self.has_real_fake, self.has_pool, self.has_plain, self.penalized
 
     def structure(self, step: int) -> bool:
         """What decides the parts' shapes at generator step `step`: whether D scores the plain
