@@ -7,6 +7,7 @@ Use it in your own GAN's discriminator step::
     d_loss = mixup_discriminator_loss(D, real, G(z), alpha=0.2, loss="hinge")
 """
 
+from .d_checks import DiscriminatorWarning
 from .losses import (
     ADVERSARIAL_LOSSES,
     GENERATOR_LOSSES,
@@ -24,6 +25,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ADVERSARIAL_LOSSES",
+    "DiscriminatorWarning",
     "GENERATOR_LOSSES",
     "Mixup",
     "MixupDiscriminatorLoss",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import MAX_BATCH, MAX_LR, check_device, option, seed_option
-from .losses import ADVERSARIAL_LOSSES, GENERATOR_LOSSES
 from .mixup_options import MixupOptions
 from .schedule import Schedule
+from .terms import ADVERSARIAL_LOSSES, GENERATOR_LOSSES
 
 
 @dataclass(frozen=True)

@@ -1,39 +1,47 @@
-"""The D and G losses of P population members at once: each member's options are tensors.
+"""The one D-loss planner, over (members, batch), and the D and G losses of P members.
 
-One D step forms, for every member, the parts that any member of the population needs:
-`real-fake` mixed rows (N), `pool` mixed rows (2N), and the plain real and fake rows (N
-each). Member k's loss is `sum_part weight[part, k] * mean(term)` with 0/1 (or `erm_weight`)
-weights, so a member pays exactly the loss a run of one with its options pays:
+`DiscriminatorPlanner` decides, for P members whose mixup options are tensors, which parts D
+scores in one step: `real-fake` mixed rows (N), `pool` mixed rows (2N), and the plain real and
+fake rows (N each), with each member's weight on each part and the parts' targets, from the
+step's drawn tensors (lam, permutations, the `mix_prob` coin). Member k's loss is
+`sum_part weight[part, k] * mean(term)` with 0/1 (or `erm_weight`) weights, so a member pays
+exactly the loss a run of one with its options pays:
 
 - mixup on (alpha > 0 and the step's `mix_prob` coin): weight 1 on its pairing's mixed part,
   `erm_weight` on the real and fake parts;
 - otherwise (alpha = 0, or the coin said no): weight 1 on the real and fake parts.
 
-Which parts exist is decided on the host from the population's options and, for schedules
-(alpha annealed to 0, `mix_prob` over training), from the step alone, so a step is the same
-handful of tensor ops whatever P is, with no host sync. All losses are computed in float32
-from D's outputs, whatever precision D ran in. An optional zero-centred gradient penalty
-is paid on the rows each member is scored on.
+The draws come from a `Draws` source: the engine's counter-based streams (`CounterDraws`,
+drawn for all members at once on the device), or, for the public one-batch loss (P = 1),
+a `torch.Generator` (`losses.GeneratorDraws`). Which parts exist is decided on the host from
+the population's options and, for schedules (alpha annealed to 0, `mix_prob` over training),
+from the step alone, so a step is the same handful of tensor ops whatever P is, with no host
+sync; a Generator-backed coin is decided on the host, as a one-batch loss does. All losses
+are computed in float32 from D's outputs, whatever precision D ran in. An optional
+zero-centred gradient penalty is paid on the rows each member is scored on.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 from torch import Tensor
 
-from .losses import (
+from .mixup_options import MixupOptions
+from .rng import CounterRNG
+from .schedule import MemberSchedules, Schedule
+from .terms import (
     DEFAULT_GENERATOR_LOSS,
     GENERATOR_LOSSES,
+    TermPair,
     get_terms,
     loss_dtype,
     mixed_term,
+    per_sample,
 )
-from .mixup_options import MixupOptions
-from .rng import CounterRNG
-from .schedule import MemberSchedules
 
 # Each D or G step owns a block of BLOCK counters; their use within the block is fixed, so
 # member k draws the same numbers whatever options the rest of its population has.
@@ -44,11 +52,25 @@ BLOCK = 16
 @dataclass
 class DiscriminatorPart:
     """Rows D scores in one step: inputs (P, R, ...), their target (P, R) or the plain term
-    ('real' / 'fake'), and each member's weight (P,)."""
+    ('real' / 'fake'), each member's weight (P,), and the lam (P, R) of mixed rows."""
 
     inputs: Tensor
     target: Tensor | str
     weight: Tensor | float
+    lam: Tensor | None = None
+
+
+class Draws(Protocol):
+    """The random numbers of one D step, for P members."""
+
+    def coin(self, mix_prob: Tensor) -> Tensor | bool:
+        """Whether each member mixes this step, (P,) bool; or one host-side bool (P = 1)."""
+
+    def lam(self, slot: int, n: int, alpha: Tensor) -> Tensor:
+        """Each member's lam (P, n) for the part of `slot` (LAM_REAL_FAKE or LAM_POOL)."""
+
+    def permutations(self, n: int) -> Tensor:
+        """Two permutations of range(n) per member, (P, 2, n)."""
 
 
 def _groups(keys: Sequence, device: torch.device) -> list[tuple[object, Tensor | None]]:
@@ -71,56 +93,76 @@ def _by_group(groups, fn: Callable[..., Tensor], *xs: Tensor) -> Tensor:
     return out
 
 
-class MemberLosses:
-    """The mixup D loss and the G loss of P members, from their `loss` config sections.
+def _term(which: str) -> Callable[[TermPair, Tensor], Tensor]:
+    return lambda terms, o: per_sample(terms, which, o)
 
-    `last_step` is the run's last generator step, where open-ended schedules end."""
 
-    def __init__(self, losses: Sequence, device: torch.device, last_step: int = 1) -> None:
+class DiscriminatorPlanner:
+    """Which parts D scores for P members, their weights and targets, and their loss.
+
+    options: each member's `MixupOptions` (a `LossConfig` is one); terms: each member's
+    `TermPair`; gradient_penalty: each member's weight g (default 0); alpha_schedules /
+    mix_prob_schedules: each member's `Schedule` (default constant) over `last_step`
+    generator steps."""
+
+    def __init__(self, options: Sequence[MixupOptions], terms: Sequence[TermPair],
+                 device: torch.device, *, gradient_penalty: Sequence[float] | None = None,
+                 alpha_schedules: Sequence[Schedule] | None = None,
+                 mix_prob_schedules: Sequence[Schedule] | None = None,
+                 last_step: int = 1) -> None:
         self.device = device
-        P = len(losses)
-        alphas = [MixupOptions.create(**c.options()).alpha for c in losses]
+        P = self.members = len(options)
+        constant = [Schedule()] * P
 
         def tensor(values, dtype=torch.float32) -> Tensor:
             return torch.tensor(values, dtype=dtype, device=device)
 
-        self.terms = _groups([get_terms(c.name) for c in losses], device)
-        self.g_terms = _groups([c.generator_loss or DEFAULT_GENERATOR_LOSS[c.name]
-                                for c in losses], device)
+        alphas = [c.alpha for c in options]
+        self.terms = _groups(list(terms), device)
         self.alpha = tensor(alphas)
         mixing = [a > 0 for a in alphas]
-        beta = [m and c.distribution == "beta" for m, c in zip(mixing, losses, strict=True)]
+        beta = [m and c.distribution == "beta" for m, c in zip(mixing, options, strict=True)]
         self.any_beta, self.all_beta = any(beta), all(beta)
         self.beta = tensor(beta, torch.bool).unsqueeze(1)
         self.beta_alpha = self.alpha.clamp(min=1e-3)  # members with alpha 0 never use theirs
-        self.per_batch = tensor([not c.per_sample for c in losses], torch.bool).unsqueeze(1)
-        self.any_per_batch = any(not c.per_sample for c in losses)
-        self.alpha_schedule = MemberSchedules([c.alpha_schedule for c in losses], last_step,
-                                              device)
-        self.mix_prob_schedule = MemberSchedules([c.mix_prob_schedule for c in losses],
-                                                 last_step, device)
-        self.coins = any(m and (c.mix_prob < 1 or not c.mix_prob_schedule.constant)
-                         for m, c in zip(mixing, losses, strict=True))
-        self.mix_prob = tensor([c.mix_prob for c in losses])
-        self.erm_weight = tensor([c.erm_weight for c in losses])
-        pool = [m and c.pairing == "pool" for m, c in zip(mixing, losses, strict=True)]
+        self.per_batch = tensor([not c.per_sample for c in options], torch.bool).unsqueeze(1)
+        self.any_per_batch = any(not c.per_sample for c in options)
+        self.alpha_schedule = MemberSchedules(alpha_schedules or constant, last_step, device)
+        mix_prob_schedules = mix_prob_schedules or constant
+        self.mix_prob_schedule = MemberSchedules(mix_prob_schedules, last_step, device)
+        self.coins = any(m and (c.mix_prob < 1 or not s.constant)
+                         for m, c, s in zip(mixing, options, mix_prob_schedules, strict=True))
+        self.mix_prob = tensor([c.mix_prob for c in options])
+        self.erm_weight = tensor([c.erm_weight for c in options])
+        self.any_erm = any(c.erm_weight > 0 for c in options)
+        pool = [m and c.pairing == "pool" for m, c in zip(mixing, options, strict=True)]
         real_fake = [m and not p for m, p in zip(mixing, pool, strict=True)]
         self.pool, self.real_fake = tensor(pool), tensor(real_fake)
         self.mixing = tensor(mixing)
         self.has_pool, self.has_real_fake = any(pool), any(real_fake)
+        self.all_mixing = all(mixing)
         # alpha annealed to 0 needs the plain rows only from the step it reaches 0 (any_zero)
-        self.has_plain = (not all(mixing) or self.coins
-                          or any(c.erm_weight > 0 for c in losses))
-        self.gradient_penalty = tensor([c.gradient_penalty for c in losses])
-        self.penalized = any(c.gradient_penalty > 0 for c in losses)
-        self.members = P
+        self.has_plain = not all(mixing) or self.coins or self.any_erm
+        penalties = list(gradient_penalty or [0.0] * P)
+        self.gradient_penalty = tensor(penalties)
+        self.penalized = any(g > 0 for g in penalties)
 
-    # --- the D step -----------------------------------------------------------------------
+    def key(self) -> tuple:
+        """What decides the cost of a step: the parts D scores from the first step (mixed
+        real-fake, mixed pool, plain rows) and whether the step pays for a double backward.
+        Sweeps group members into populations by it. An alpha schedule reaching 0 adds the
+        plain rows only late in a run, so it does not split a population."""
+        return self.has_real_fake, self.has_pool, self.has_plain, self.penalized
 
-    def _lam(self, rng: CounterRNG, counter: int, n: int, alpha: Tensor) -> Tensor:
-        """Each member's lam, shape (P, n): its distribution, per sample or per batch.
+    def structure(self, step: int) -> bool:
+        """What decides the parts' shapes at generator step `step`: whether D scores the plain
+        real and fake rows (a schedule that reaches alpha 0 adds them from then on)."""
+        return self.has_plain or (not self.alpha_schedule.constant
+                                  and self.alpha_schedule.any_zero(step))
 
-        Uses counters `counter` and `counter + 1`."""
+    def lam(self, rng: CounterRNG, counter: int | Tensor, n: int, alpha: Tensor) -> Tensor:
+        """Each member's lam from counter streams, shape (P, n): its distribution, per sample
+        or per batch. Uses counters `counter` and `counter + 1`."""
         if self.any_beta:
             # alpha 0 (a member that does not mix now) draws with a stand-in it never uses;
             # the constant alphas keep one tensor, so their draws are made ahead
@@ -133,17 +175,11 @@ class MemberLosses:
             lam = rng.uniform(counter, n) * alpha.unsqueeze(1)
         return torch.where(self.per_batch, lam[:, :1], lam) if self.any_per_batch else lam
 
-    def structure(self, step: int) -> bool:
-        """What decides the parts' shapes at generator step `step`: whether D scores the plain
-        real and fake rows (a schedule that reaches alpha 0 adds them from then on)."""
-        return self.has_plain or (not self.alpha_schedule.constant
-                                  and self.alpha_schedule.any_zero(step))
-
-    def parts(self, rng: CounterRNG, counter: int | Tensor, real: Tensor, fake: Tensor,
-              step: int = 0, clock: Tensor | None = None) -> list[DiscriminatorPart]:
+    def parts(self, draws: Draws, real: Tensor, fake: Tensor, step: int = 0,
+              clock: Tensor | None = None) -> list[DiscriminatorPart]:
         """What D scores at generator step `step`, for real and (detached) fake batches
-        (P, N, ...). `counter` starts this step's block of draws (lam, permutations, coin).
-        Schedules are read at `clock`, the step as a device tensor, when given."""
+        (P, N, ...), with this step's `draws`. Schedules are read at `clock`, the step as a
+        device tensor, when given."""
         fake = fake.detach()
         P, n = real.shape[:2]
         at = step if clock is None else clock
@@ -151,29 +187,38 @@ class MemberLosses:
         if not self.alpha_schedule.constant:
             alpha = self.alpha * self.alpha_schedule.at(at)
             mixed = self.mixing * (alpha > 0)
+        coin: Tensor | bool = True
         if self.coins:
             mix_prob = self.mix_prob
             if not self.mix_prob_schedule.constant:
                 mix_prob = mix_prob * self.mix_prob_schedule.at(at)
-            mixed = mixed * (rng.uniform(counter + COIN, 1)[:, 0] < mix_prob)
+            coin = draws.coin(mix_prob)
+            if isinstance(coin, Tensor):
+                mixed = mixed * coin
+            elif not coin:  # decided on the host (one member): no mixed rows this step
+                mixed = torch.zeros_like(mixed)
         parts = []
-        if self.has_real_fake:
-            lam = self._lam(rng, counter + LAM_REAL_FAKE, n, alpha)
-            parts.append(DiscriminatorPart(_blend(real, fake, lam), lam, mixed * self.real_fake))
-        if self.has_pool:
+        if self.has_real_fake and coin is not False:
+            lam = draws.lam(LAM_REAL_FAKE, n, alpha)
+            parts.append(DiscriminatorPart(_blend(real, fake, lam), lam, mixed * self.real_fake,
+                                            lam))
+        if self.has_pool and coin is not False:
             pool = torch.cat([real, fake], 1)
             labels = torch.cat([real.new_ones(P, n), real.new_zeros(P, n)], 1)
-            order = rng.permutations(counter + PERMUTATION, 2 * n, 2)
+            order = draws.permutations(2 * n)
             first, second = order[:, 0], order[:, 1]
-            lam = self._lam(rng, counter + LAM_POOL, 2 * n, alpha)
+            lam = draws.lam(LAM_POOL, 2 * n, alpha)
             parts.append(DiscriminatorPart(
                 _blend(_take(pool, first), _take(pool, second), lam),
                 torch.lerp(labels.gather(1, second), labels.gather(1, first), lam),
-                mixed * self.pool))
-        if self.structure(step):
-            plain = torch.where(mixed > 0, self.erm_weight, 1.0)
-            parts += [DiscriminatorPart(real, "real", plain),
-                      DiscriminatorPart(fake, "fake", plain)]
+                mixed * self.pool, lam))
+        plain = self.structure(step)
+        if coin is True and self.coins and self.all_mixing and not self.any_erm:
+            plain = False  # a host coin said "mix": the plain rows would all weigh 0
+        if plain:
+            weight = torch.where(mixed > 0, self.erm_weight, 1.0)
+            parts += [DiscriminatorPart(real, "real", weight),
+                      DiscriminatorPart(fake, "fake", weight)]
         return parts
 
     def d_loss(self, parts: Sequence[DiscriminatorPart], outputs: Sequence[Tensor]) -> Tensor:
@@ -184,8 +229,7 @@ class MemberLosses:
             if isinstance(part.target, Tensor):
                 value = _by_group(self.terms, mixed_term, o, part.target)
             else:
-                name = "real_term" if part.target == "real" else "fake_term"
-                value = _by_group(self.terms, lambda t, x, name=name: getattr(t, name)(x), o)
+                value = _by_group(self.terms, _term(part.target), o)
             value = value.mean(1) * part.weight
             total = value if total is None else total + value
         return total
@@ -206,7 +250,59 @@ class MemberLosses:
         for part in parts:
             part.inputs = part.inputs.detach().requires_grad_(True)
 
-    # --- the G step -----------------------------------------------------------------------
+
+class CounterDraws:
+    """A step's draws from the engine's counter streams: the block starting at `counter`."""
+
+    def __init__(self, planner: DiscriminatorPlanner, rng: CounterRNG,
+                 counter: int | Tensor) -> None:
+        self.planner, self.rng, self.counter = planner, rng, counter
+
+    def coin(self, mix_prob: Tensor) -> Tensor:
+        return self.rng.uniform(self.counter + COIN, 1)[:, 0] < mix_prob
+
+    def lam(self, slot: int, n: int, alpha: Tensor) -> Tensor:
+        return self.planner.lam(self.rng, self.counter + slot, n, alpha)
+
+    def permutations(self, n: int) -> Tensor:
+        return self.rng.permutations(self.counter + PERMUTATION, n, 2)
+
+
+def member_planner(losses: Sequence, device: torch.device,
+                   last_step: int = 1) -> DiscriminatorPlanner:
+    """The planner of P members from their `loss` config sections (`LossConfig`)."""
+    for c in losses:  # the checks of MixupOptions, once per member
+        MixupOptions.create(**c.options())
+    return DiscriminatorPlanner(
+        losses, [get_terms(c.name) for c in losses], device,
+        gradient_penalty=[c.gradient_penalty for c in losses],
+        alpha_schedules=[c.alpha_schedule for c in losses],
+        mix_prob_schedules=[c.mix_prob_schedule for c in losses], last_step=last_step)
+
+
+class MemberLosses:
+    """The mixup D loss and the G loss of P members, from their `loss` config sections.
+
+    `last_step` is the run's last generator step, where open-ended schedules end."""
+
+    def __init__(self, losses: Sequence, device: torch.device, last_step: int = 1) -> None:
+        self.device = device
+        self.members = len(losses)
+        self.planner = member_planner(losses, device, last_step)
+        self.g_terms = _groups([c.generator_loss or DEFAULT_GENERATOR_LOSS[c.name]
+                                for c in losses], device)
+        self.penalized = self.planner.penalized
+        self.structure = self.planner.structure
+        self.d_loss = self.planner.d_loss
+        self.penalty = self.planner.penalty
+        self.requires_inputs_grad = self.planner.requires_inputs_grad
+
+    def parts(self, rng: CounterRNG, counter: int | Tensor, real: Tensor, fake: Tensor,
+              step: int = 0, clock: Tensor | None = None) -> list[DiscriminatorPart]:
+        """What D scores at generator step `step` (see `DiscriminatorPlanner.parts`);
+        `counter` starts this step's block of draws (lam, permutations, coin)."""
+        return self.planner.parts(CounterDraws(self.planner, rng, counter), real, fake,
+                                  step, clock)
 
     def g_loss(self, output: Tensor) -> Tensor:
         """Each member's generator loss (P,) from D's outputs on its fakes (P, N)."""

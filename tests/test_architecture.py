@@ -13,7 +13,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mixup_gan"
 LAYERS = [
     ["mixup", "arguments", "checkpoint", "rng", "yaml_loader", "config_paths"],
     ["config", "mixup_options", "losses", "gan_config", "member_losses", "runtime", "datasets",
-     "data_fetch", "schedule", "hooks",
+     "data_fetch", "schedule", "hooks", "terms", "d_checks",
      "frechet", "toy.config", "image.config", "classify.config"],  # schemas are data
     ["train", "captured_step", "run_folder", "runs", "distributed", "ema", "shipped"],
     ["fid", "toy.plots", "toy.metrics", "toy.data", "toy.nets", "toy.reference", "image.nets",

@@ -12,6 +12,7 @@ from torchvision.utils import save_image
 from .. import distributed
 from ..checkpoint import check_layout
 from ..config import ConfigError
+from ..d_checks import warn_batch_statistics
 from ..hooks import Hook
 from ..run_folder import RunFolder
 from ..runs import Run, execute
@@ -46,6 +47,8 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
     folder = RunFolder(config.output.dir, name)
     torch.manual_seed(stream_seed(config.train.seed, "init"))  # network initialisation
     G, D = build_image_nets(config)
+    if config.loss.alpha > 0:  # the same check the public loss makes on a user's D
+        warn_batch_statistics(D, "Set model.d_norm: spectral (or none) for mixup.")
     bank = load_images(d.name, root=d.root, size=d.size, channels=d.channels,
                        download=d.download, progress=config.output.progress).to(device)
     if config.train.compile:

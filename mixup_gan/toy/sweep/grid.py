@@ -22,6 +22,7 @@ from ...config import (
     path_keys,
     section_paths,
 )
+from ...member_losses import member_planner
 from ...run_folder import check_run_name
 from ..config import ToyConfig
 from ..data import ToyDistribution, make_distribution
@@ -179,10 +180,9 @@ def _run_id(values: dict[str, Any]) -> str:
 
 def _rows_class(config: ToyConfig) -> tuple:
     """What decides which parts D scores per step and whether a step pays for a double
-    backward (a population computes every member's parts, and the penalty if any has one)."""
-    loss = config.loss
-    return (loss.alpha == 0, loss.pairing, loss.erm_weight > 0, loss.mix_prob < 1,
-            loss.gradient_penalty > 0)
+    backward (a population computes every member's parts, and the penalty if any has one):
+    the D-loss planner's own key for this one member."""
+    return member_planner([config.loss], torch.device("cpu"), config.train.steps).key()
 
 
 def populations(runs: list[SweepRun], max_members: int) -> list[list[SweepRun]]:
