@@ -138,7 +138,7 @@ def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = T
     """Run (or continue) a sweep file, or shard `shard` of it; returns the sweep's folder.
 
     Every run is checked before anything trains. A shard trains only its share of the
-    populations (`shard.share`); each population has its own folder and lock, so shards of
+    populations (`shard.py`: `share`); each population has its own folder and lock, so shards of
     one sweep run at the same time. Whoever finds every population done writes the results
     and figures (the last shard to finish); otherwise `note` gets the populations not done.
     `overwrite` trains this shard's populations again from scratch (deleting only
