@@ -261,7 +261,7 @@ def test_shards_share_the_sweep_folder_but_not_a_population(tmp_path):
     groups = groups_of(path)
     busy = share(groups, Shard(0, 2))[0]
     lock = FolderLock(tmp_path / "x" / "tiny" / "populations" / group_name(busy))
-    (tmp_path / "x" / "tiny" / "populations").mkdir(parents=True)
+    run_sweep(path, progress=False, shard=Shard(1, 2))  # makes the sweep folder
     lock.acquire("test")  # another process trains this population
     try:
         with pytest.raises(ConfigError, match=rf"{group_name(busy)} is in use by another"):
