@@ -4,8 +4,10 @@
 # at 20,000 iterations in the background while the test suite runs on CUDA. Logs, the grid's
 # tables and figures come back under $OUT (at most 8 files). Usage, on that machine:
 #   source .gpu/prelude.sh && bash benchmarks/gpu_check.sh [seconds] [stage ...]
-# stages: bench sides toy grid tests (default: bench toy grid tests, in that order; sides is
-# only bench_sweep's populations side by side vs one after another); GRID_GRID replaces the
+# stages: bench sides shard toy grid tests (default: bench toy grid tests, in that order; sides
+# is only bench_sweep's populations side by side vs one after another; shard is bench_shard's
+# sweep sharded over 1, 2, 4, 8 GPUs, as many as there are, and 2 processes on one GPU,
+# through torchrun's RANK/WORLD_SIZE/LOCAL_RANK); GRID_GRID replaces the
 # sweep's grid, e.g. GRID_GRID='{data.name: [ring, grid], model.latent_dim: [2]}'. If the
 # sweep fails with its populations side by side, it resumes with one at a time.
 set -u
@@ -33,6 +35,11 @@ fi
 if has sides; then
   say "bench_sweep: populations side by side"
   timeout 120 python3 benchmarks/bench_sweep.py --skip-cpu --skip-rates 2>&1 | tee -a "$OUT/log.txt"
+fi
+
+if has shard; then
+  say "bench_shard: a sweep sharded over GPU counts"
+  timeout 200 python3 benchmarks/bench_shard.py --cuda --steps 300 2>&1 | tee -a "$OUT/log.txt"
 fi
 
 if has toy; then

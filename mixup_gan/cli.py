@@ -140,11 +140,26 @@ def cmd_fid(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .toy.sweep import run_sweep
+    from .toy.sweep import Shard, resolve_shard, run_sweep
 
+    if args.report and args.shard is not None:
+        raise ConfigError(f"--shard {args.shard}: --report merges every shard's populations; "
+                          "drop --shard")
+    shard = resolve_shard(args.shard)
+    if args.report:  # launched N times by torchrun or an array: shard 0 writes the report
+        if shard.index > 0:
+            print(f"shard {shard}: the report is written by shard 0")
+            return 0
+        shard = Shard()
+    notes: list[str] = []
     root = run_sweep(config_argument(args.config), args.overrides, progress=not args.no_progress,
-                     report=args.report, overwrite=args.overwrite)
-    print(f"\nsweep folder: {root}\n")
+                     report=args.report, overwrite=args.overwrite, shard=shard,
+                     note=notes.append)
+    print(f"\nsweep folder: {root}" + (f" (shard {shard} done)" if shard.count > 1 else "")
+          + "\n")
+    print("\n".join(notes) + "\n" if notes else "", end="")
+    if notes and not args.report:
+        return 0
     print((root / "summary.md").read_text())
     for name in ("results.csv", "results.jsonl", "summary.md", "summary.png", "snapshots.png"):
         if (root / name).exists():
@@ -297,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="train nothing; write results and figures of what is done so far")
     sweep.add_argument("--overwrite", action="store_true",
                        help="train every population again from scratch (a changed training key)")
+    sweep.add_argument("--shard", metavar="K/N",
+                       help="train only process K's share of the populations (K = 0..N-1); "
+                       "default: torchrun's RANK/WORLD_SIZE or a SLURM array's task id/count")
     sweep.set_defaults(func=cmd_sweep)
 
     configs = sub.add_parser(

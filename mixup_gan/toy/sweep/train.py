@@ -1,17 +1,19 @@
-"""Training a sweep: each population through the one run skeleton, resumable, one progress bar
-for the whole sweep."""
+"""Training a sweep (or one shard of it): each population through the one run skeleton, in
+its own folder under its own lock, resumable, one progress bar for the process; the report
+once every population is done."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Generator
+import time
+from collections.abc import Callable, Generator, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from ...checkpoint import atomic_write
 from ...config import ConfigError, config_to_dict, load_config
 from ...hooks import Hook
 from ...run_folder import SWEEP_MARKER, FolderLock, RunFolder, claim_folder, make_folder
@@ -21,6 +23,7 @@ from ...train import SYNC_EVERY
 from ..runner import PICTURE_POINTS, build_toy_trainer, evaluate
 from .grid import SweepConfig, SweepRun, checked, expand, group_name, populations, sweep_root
 from .report import write_results
+from .shard import WHOLE, Shard, cost, not_done, place, record, share, write_once
 
 
 def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm,
@@ -61,9 +64,8 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm,
 
         return [Hook(advance, every=SYNC_EVERY), Hook(log_metrics, every=shared.eval.every)]
 
-    record = {r.id: config_to_dict(r.config) for r in members}
-    return (yield from execute_iter(Run(folder, record, trainer, shared.train.steps, device,
-                                        shared.output.checkpoint_every, overwrite=overwrite,
+    return (yield from execute_iter(Run(folder, record(members), trainer, shared.train.steps,
+                                        device, shared.output.checkpoint_every, overwrite=overwrite,
                                         progress=False, members=True, hooks=hooks)))
 
 
@@ -88,14 +90,61 @@ def _sweep_folder(root: Path) -> bool:
         return False
 
 
-def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = True,
-              report: bool = False, overwrite: bool = False) -> Path:
-    """Run (or continue) a sweep file; returns the sweep's folder.
 
-    Every run is checked before anything trains. `overwrite` trains every population again
-    from scratch (deleting only population folders this package made). `report=True` trains
-    nothing: it writes the results and figures of what has been trained so far (unfinished
-    runs appear with the last step they logged).
+SWEEP_WAIT_S = 600  # the most a process waits for another one to finish with the sweep folder
+
+
+@contextmanager
+def sweep_lock(root: Path) -> Iterator[None]:
+    """The sweep folder's lock, held while one process claims the folder or writes the
+    report (shards that start or finish together wait their turn; each writes what is done
+    when it holds the lock). Training holds only its populations' locks."""
+    lock, deadline = FolderLock(root), time.monotonic() + SWEEP_WAIT_S
+    while True:
+        try:
+            lock.acquire(f"sweep folder {root}")
+            break
+        except ConfigError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def train_share(root: Path, sweep: SweepConfig, groups: list[list[SweepRun]], shard: Shard,
+                *, progress: bool, overwrite: bool) -> None:
+    """Train `groups`, this shard's populations, each in its own folder under its own lock."""
+    runs = sum(len(g) for g in groups)
+    total = sum(cost(g) for g in groups)
+    which = f"shard {shard}: " if shard.count > 1 else ""
+    with tqdm(total=total, desc=f"sweep {which}({runs} runs, {len(groups)} populations)",
+              unit="it", unit_scale=True, disable=not progress, dynamic_ncols=True) as bar:
+        devices = [place(resolve_device(g[0].config.train.device), shard) for g in groups]
+        if shard.local_rank is not None and devices and devices[0].type == "cuda":
+            torch.cuda.set_device(devices[0])  # streams and graphs on this process's GPU
+        interleave([(device, partial(train_population, g,
+                                     RunFolder(root / "populations", group_name(g)),
+                                     bar, device, overwrite=overwrite))
+                    for g, device in zip(groups, devices, strict=True)],
+                   at_once=side_by_side(sweep, devices))
+
+
+def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = True,
+              report: bool = False, overwrite: bool = False, shard: Shard = WHOLE,
+              note: Callable[[str], None] | None = None) -> Path:
+    """Run (or continue) a sweep file, or shard `shard` of it; returns the sweep's folder.
+
+    Every run is checked before anything trains. A shard trains only its share of the
+    populations (`shard.py`: `share`); each population has its own folder and lock, so shards of
+    one sweep run at the same time. Whoever finds every population done writes the results
+    and figures (the last shard to finish); otherwise `note` gets the populations not done.
+    `overwrite` trains this shard's populations again from scratch (deleting only
+    population folders this package made). `report=True` trains nothing: it writes the
+    results and figures of what has been trained so far (unfinished runs appear with the
+    last step they logged).
     """
     path = Path(path)
     sweep = checked(load_config(path, SweepConfig, overrides), str(path))  # as sweep.json shows it
@@ -105,27 +154,23 @@ def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = T
     if report and not (root / "populations").is_dir():  # a typo in output or name, most likely
         raise ConfigError(f"--report: nothing was trained in {root} (check output and name)")
     make_folder(root.parent, "output")
-    lock = FolderLock(root)
-    lock.acquire(f"sweep folder {root}")
-    try:  # never into a folder that is not a sweep's (a user's results.csv stays theirs)
-        claim_folder(root, "name", marker=SWEEP_MARKER, legacy=_sweep_folder,
-                     where=f"{path}: ")
+    with sweep_lock(root):  # never into a folder that is not a sweep's (a user's results.csv
+        root = claim_folder(root, "name", marker=SWEEP_MARKER, legacy=_sweep_folder,
+                            where=f"{path}: ")  # stays theirs); shards claim it in turn
         if not report:
-            atomic_write(root / "sweep.json", json.dumps(
+            write_once(root / "sweep.json", json.dumps(  # the same text from every shard
                 {"sweep": config_to_dict(sweep), "runs": [r.id for r in runs],
-                 "populations": [[r.id for r in g] for g in groups]}, indent=1),
-                fsync=False)
-            total = sum(len(g) * g[0].config.train.steps for g in groups)
-            with tqdm(total=total, desc=f"sweep ({len(runs)} runs, {len(groups)} populations)",
-                      unit="it", unit_scale=True, disable=not progress,
-                      dynamic_ncols=True) as bar:
-                devices = [resolve_device(g[0].config.train.device) for g in groups]
-                interleave([(device, partial(train_population, g,
-                                             RunFolder(root / "populations", group_name(g)),
-                                             bar, device, overwrite=overwrite))
-                            for g, device in zip(groups, devices, strict=True)],
-                           at_once=side_by_side(sweep, devices))
-        write_results(root, runs, groups)
-    finally:
-        lock.release()
+                 "populations": [[r.id for r in g] for g in groups]}, indent=1))
+    if not report:
+        train_share(root, sweep, share(groups, shard), shard, progress=progress,
+                    overwrite=overwrite)
+    missing = not_done(root, groups)
+    if report or not missing:
+        with sweep_lock(root):
+            write_results(root, runs, groups)
+    if missing and note is not None:
+        then = ("" if report else
+                "; the last shard to finish writes the results (or run again with --report)")
+        note(f"not done: {len(missing)} of {len(groups)} populations{then}:\n  "
+             + "\n  ".join(missing))
     return root
