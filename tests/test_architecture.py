@@ -19,7 +19,7 @@ LAYERS = [
     ["fid", "toy.plots", "toy.metrics", "toy.data", "toy.nets", "toy.reference", "image.nets",
      "image.data", "classify.data", "classify.nets"],
     ["toy", "image", "classify"],
-    ["cli", "__init__", "__main__"],
+    ["cli", "cli_fid", "__init__", "__main__"],
 ]
 MAX_FILE_LINES, MAX_FUNCTION_LINES = 350, 60
 
