@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from .config import ConfigError
+from .config import ConfigError, check_seed
 from .run_folder import make_folder
 
 
@@ -27,6 +27,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
     from .fid.files import check_outputs
     from .image.generator import load_generator
 
+    seed = check_seed(args.seed)
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     if args.resize is not None and args.resize <= 0:
         raise ConfigError(f"--resize must be a positive size in pixels, got {args.resize}")
@@ -40,7 +41,7 @@ def cmd_fid(args: argparse.Namespace) -> int:
         precision=args.precision,
         datasets_root=args.datasets_root, save_stats=args.save_stats, metrics=metrics,
         feature_extractor=args.feature_extractor, inception_weights=args.inception_weights,
-        device=args.device, batch_size=args.batch_size, seed=args.seed,
+        device=args.device, batch_size=args.batch_size, seed=seed,
         cache_dir=args.cache_dir, use_cache=not args.no_cache, download=not args.no_download,
         verbose=not args.no_progress, load_generator=load_generator)
     atomic_write(args.out, json.dumps(report, indent=1) + "\n")

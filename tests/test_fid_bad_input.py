@@ -129,6 +129,9 @@ CASES = [
      "not symmetric"),
     ("statistics of another feature size", [*FID, *OUT, "{ws}/imgs", "{ws}/ten-features.pt"],
      "ten-features.pt"),
+    ("--seed negative", [*FID, *OUT, "{ws}/imgs", "{ws}/other", "--seed", "-1"], "--seed"),
+    ("--seed past 2**63", [*FID, *OUT, "{ws}/imgs", "{ws}/other", "--seed", str(2**63)],
+     "--seed"),
 ]
 
 
