@@ -48,8 +48,9 @@ def _run_name(config, config_path: Path | None, default: str) -> str:
 
 
 def _run_command(args: argparse.Namespace, schema, run, keys: tuple[str, ...],
-                 default: str | None = None) -> int:
-    """Load a run config, train (or resume) it, print the summary's key figures."""
+                 default: str | None = None, formats: dict[str, str] | None = None) -> int:
+    """Load a run config, train (or resume) it, print the summary's key figures (a float
+    as `.4g` unless `formats` names its format spec)."""
     args.config = config_argument(args.config, default)
     overrides = list(args.overrides) + (["output.progress=false"] if args.no_progress else [])
     config = load_config(args.config, schema, overrides)
@@ -59,18 +60,19 @@ def _run_command(args: argparse.Namespace, schema, run, keys: tuple[str, ...],
     for key in keys:
         if summary.get(key) is not None:
             value = summary[key]
-            text = f"{value:.4g}" if isinstance(value, float) else str(value)
+            fmt = (formats or {}).get(key, ".4g" if isinstance(value, float) else "")
+            text = format(value, fmt)
             print(f"  {key:<22} {text}")
     return 0
 
 
 def cmd_toy(args: argparse.Namespace) -> int:
     from .toy.config import ToyConfig
+    from .toy.metrics import METRICS
     from .toy.runner import run_toy
 
-    return _run_command(args, ToyConfig, run_toy, ("steps", "modes", "hq_share", "reverse_kl",
-                                                   "frechet", "iterations_per_second"),
-                        default=QUICKSTART)
+    return _run_command(args, ToyConfig, run_toy, ("steps", *METRICS, "iterations_per_second"),
+                        default=QUICKSTART, formats={m.name: m.fmt for m in METRICS.values()})
 
 
 def cmd_classify(args: argparse.Namespace) -> int:
