@@ -11,6 +11,7 @@ import types
 import typing
 from collections.abc import Iterable
 from dataclasses import field
+from functools import cache
 from typing import Any
 
 
@@ -46,11 +47,12 @@ def section(cls, *, resumable: bool = False, per_member: bool = False):
 MARKS = ("resumable", "per_member", "trains_when")
 
 
+@cache  # the marks are the schema's, fixed: a sweep asks for each key of every run
 def key_marks(schema, path: str) -> dict[str, Any]:
     """The marks of a key path of `schema` (`train.steps`, `train.lr_schedule.kind`, as a
     flattened config names it): those of its field and of every section above it. A path
     the schema does not know (a key of an older version) keeps the marks of the sections
-    above it that it knows."""
+    above it that it knows. Read the result, never change it (it is cached)."""
     marks: dict[str, Any] = {}
     cls = schema
     for part in path.split("."):

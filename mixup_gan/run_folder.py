@@ -2,7 +2,7 @@
 
 One place decides how a run starts, resumes or refuses to: a run folder with a checkpoint is
 resumed when its config matches (only keys that do not change the training trajectory may
-differ: those the schema marks `resumable`, see `config.key_marks`), and refused with the
+differ: those the schema marks `resumable`, see `fields.key_marks`), and refused with the
 differing keys named otherwise. Nothing but an explicit
 `--overwrite` deletes, and only a folder this package made as a run folder. One process at a
 time writes a run folder: a second is refused while the first holds its lock.
@@ -25,7 +25,8 @@ from .checkpoint import (
     load_checkpoint,
     save_checkpoint,
 )
-from .config import ConfigError, config_to_dict, key_marks, save_config
+from .config import ConfigError, config_to_dict, save_config
+from .fields import key_marks
 
 MARKER = ".mixup-gan-run"  # written into every run folder: --overwrite removes only these
 SWEEP_MARKER = ".mixup-gan-sweep"  # written into every sweep folder
