@@ -49,8 +49,7 @@ def _run_name(config, config_path: Path | None, default: str) -> str:
 
 def _run_command(args: argparse.Namespace, schema, run, keys: tuple[str, ...],
                  default: str | None = None, formats: dict[str, str] | None = None) -> int:
-    """Load a run config, train (or resume) it, print the summary's key figures (a float
-    as `.4g` unless `formats` names its format spec)."""
+    """Load a run config, train (or resume) it, print the summary's key figures."""
     args.config = config_argument(args.config, default)
     overrides = list(args.overrides) + (["output.progress=false"] if args.no_progress else [])
     config = load_config(args.config, schema, overrides)
@@ -60,8 +59,7 @@ def _run_command(args: argparse.Namespace, schema, run, keys: tuple[str, ...],
     for key in keys:
         if summary.get(key) is not None:
             value = summary[key]
-            fmt = (formats or {}).get(key, ".4g" if isinstance(value, float) else "")
-            text = format(value, fmt)
+            text = format(value, (formats or {}).get(key, ".4g" * isinstance(value, float)))
             print(f"  {key:<22} {text}")
     return 0
 
