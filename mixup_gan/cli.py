@@ -39,7 +39,7 @@ def _run_name(config, config_path: Path | None, default: str) -> str:
 
 
 def _run_command(args: argparse.Namespace, schema, run, keys: tuple[str, ...],
-                 default: str | None = None) -> int:
+                 default: str | None = None, formats: dict[str, str] | None = None) -> int:
     """Load a run config, train (or resume) it, print the summary's key figures."""
     args.config = config_argument(args.config, default)
     overrides = list(args.overrides) + (["output.progress=false"] if args.no_progress else [])
@@ -50,18 +50,18 @@ def _run_command(args: argparse.Namespace, schema, run, keys: tuple[str, ...],
     for key in keys:
         if summary.get(key) is not None:
             value = summary[key]
-            text = f"{value:.4g}" if isinstance(value, float) else str(value)
+            text = format(value, (formats or {}).get(key, ".4g" * isinstance(value, float)))
             print(f"  {key:<22} {text}")
     return 0
 
 
 def cmd_toy(args: argparse.Namespace) -> int:
     from .toy.config import ToyConfig
+    from .toy.metrics import METRICS
     from .toy.runner import run_toy
 
-    return _run_command(args, ToyConfig, run_toy, ("steps", "modes", "hq_share", "reverse_kl",
-                                                   "frechet", "iterations_per_second"),
-                        default=QUICKSTART)
+    return _run_command(args, ToyConfig, run_toy, ("steps", *METRICS, "iterations_per_second"),
+                        default=QUICKSTART, formats={m.name: m.fmt for m in METRICS.values()})
 
 
 def cmd_classify(args: argparse.Namespace) -> int:

@@ -4,7 +4,9 @@ Each run kind has its schema next to its runner (`toy/config.py`, `image/config.
 `classify/config.py`), all of the section shape `data`, `model`, `loss`, `train`, `eval`,
 `output`; GAN runs share `gan_config.py`'s `loss` and `train` sections. An unknown key, a
 wrong type or an out-of-range value is a `ConfigError` that names the file, the key and the
-value. Range rules are data on the fields (`metadata`), checked by one loader.
+value. Range rules are data on the fields (`metadata`), checked by one loader; so are the
+marks saying which keys a resume may change and which may differ between members of one
+population (`key_marks`), read by the run folder and the sweep.
 `--set section.key=value` overrides are applied before checking, with the same errors.
 """
 
@@ -16,7 +18,7 @@ import re
 import types
 import typing
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,25 +26,12 @@ import yaml
 
 from .checkpoint import atomic_write
 from .config_paths import path_keys, resolve_paths  # noqa: F401  (path_keys: for schemas)
+from .fields import key_marks, option, section  # noqa: F401  (the schemas' fields)
 from .yaml_loader import load_yaml, yaml_problem
 
 
 class ConfigError(ValueError):
     """A bad config value; the message names where it came from, the key and the value."""
-
-
-def option(default, *, choices: Iterable | None = None, gt=None, ge=None, le=None, lt=None,
-           finite: bool = True, doc: str = "", path: bool = False, paths: Iterable[str] = ()):
-    """A config field with its validation rules as metadata. Floats (alone or in lists) must
-    be finite unless `finite=False`; `le`/`lt` bounds also say what can never run (a size
-    that cannot be allocated). `path=True`: a relative path written in a config file is read
-    relative to that file's folder (`resolve_paths`); `paths`: the key paths that are such
-    paths inside a mapping of key paths (a sweep's `set`, `grid`, `cases`)."""
-    meta = {"choices": tuple(choices) if choices else None, "gt": gt, "ge": ge, "le": le,
-            "lt": lt, "finite": finite, "doc": doc, "path": path, "paths": frozenset(paths)}
-    if isinstance(default, (list, dict)):
-        return field(default_factory=lambda: type(default)(default), metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 # Bounds past which a run can never train (the schemas' `le`): a batch or sample count that
@@ -51,9 +40,9 @@ MAX_BATCH, MAX_SAMPLES, MAX_WIDTH, MAX_LR = 2 ** 20, 10 ** 7, 2 ** 14, 1e3
 SEED_LIMIT = 2 ** 63  # seeds are 0 <= seed < 2^63 everywhere (config keys and flags)
 
 
-def seed_option(default: int = 0, doc: str = "") -> Any:
+def seed_option(default: int = 0, doc: str = "", per_member: bool = False) -> Any:
     """The one seed type of every config: an int, 0 <= seed < 2^63."""
-    return option(default, ge=0, lt=SEED_LIMIT, doc=doc)
+    return option(default, ge=0, lt=SEED_LIMIT, doc=doc, per_member=per_member)
 
 
 def check_seed(value: Any, where: str = "--seed") -> int:
@@ -307,9 +296,12 @@ def load_config(path: str | Path | None, cls, overrides: Iterable[str] = ()):
 
 
 def config_to_dict(config) -> dict:
-    """Plain dict (tuples as lists) of a config dataclass or dict, for YAML/JSON output."""
+    """Plain dict (tuples as lists) of a config dataclass or a dict (of them), for YAML/JSON
+    output."""
 
     def plain(v):
+        if dataclasses.is_dataclass(v) and not isinstance(v, type):  # {member id: config}
+            return plain(dataclasses.asdict(v))
         if isinstance(v, dict):
             return {k: plain(x) for k, x in v.items()}
         if isinstance(v, (list, tuple)):

@@ -28,13 +28,13 @@ class LossConfig(MixupOptions):
 class GANTrainConfig:
     """The `train` section of GAN runs (toy and image)."""
 
-    steps: int = option(2000, gt=0, doc="generator iterations")
+    steps: int = option(2000, gt=0, resumable=True, doc="generator iterations")
     batch_size: int = option(128, gt=0, le=MAX_BATCH)
     n_dis: int = option(5, gt=0, le=1000, doc="D steps per G step")
     lr: float = option(1e-3, gt=0.0, le=MAX_LR)
     betas: tuple[float, float] = option((0.9, 0.999))
-    seed: int = seed_option()
-    device: str = option("auto", doc="auto, cpu, cuda, cuda:N")
+    seed: int = seed_option(per_member=True)
+    device: str = option("auto", resumable=True, doc="auto, cpu, cuda, cuda:N")
     lr_schedule: Schedule = option(Schedule(), doc="learning rate over training (a multiplier)")
     ema: float = option(0.0, ge=0.0, le=0.99999, doc="generator EMA decay (evaluated and drawn "
                         "with the averaged weights); 0 = off")

@@ -2,7 +2,8 @@
 
 One place decides how a run starts, resumes or refuses to: a run folder with a checkpoint is
 resumed when its config matches (only keys that do not change the training trajectory may
-differ), and refused with the differing keys named otherwise. Nothing but an explicit
+differ: those the schema marks `resumable`, see `fields.key_marks`), and refused with the
+differing keys named otherwise. Nothing but an explicit
 `--overwrite` deletes, and only a folder this package made as a run folder. One process at a
 time writes a run folder: a second is refused while the first holds its lock.
 """
@@ -25,15 +26,8 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .config import ConfigError, config_to_dict, save_config
+from .fields import key_marks
 
-# Keys that may change between a run and its resume: they do not alter the trajectory (more
-# steps or epochs extend a run; evaluation, output and where the data or device are, or
-# whether a step is replayed from a CUDA graph, do not change what is trained).
-RESUMABLE_PREFIXES = ("train.steps", "train.epochs", "train.device", "train.capture",
-                      "data.reference", "data.root", "data.download", "data.workers", "eval.",
-                      "output.")
-# ... unless another key makes them the dataset itself: an image folder's root *is* its data.
-TRAINING_WHEN = {"data.root": ("data.name", "folder")}
 MARKER = ".mixup-gan-run"  # written into every run folder: --overwrite removes only these
 SWEEP_MARKER = ".mixup-gan-sweep"  # written into every sweep folder
 MARKER_TEXT = "made by mixup-gan; --overwrite deletes this folder only while it holds " \
@@ -243,9 +237,10 @@ class RunFolder:
               members: bool = False) -> dict | None:
         """Lock and prepare the folder; return the checkpoint state to resume from, or None.
 
-        `steps`: the run's last step (epoch); a checkpoint already there marks the run
-        finished, and then nothing in the folder is rewritten. `members`: `config` maps
-        population members' ids to their configs. Raises `ConfigError` when a checkpoint
+        `config`: the run's config (a schema dataclass, whose marks say which keys a resume
+        may change). `steps`: the run's last step (epoch); a checkpoint already there marks
+        the run finished, and then nothing in the folder is rewritten. `members`: `config`
+        maps population members' ids to their configs. Raises `ConfigError` when a checkpoint
         exists for a different config, the folder is another process's, or cannot be made.
         """
         make_folder(self.root, "output.dir")
@@ -257,8 +252,9 @@ class RunFolder:
             if not isinstance(state.get("config", {}), dict):
                 raise CheckpointError(f"{self.checkpoint}: its config is not a mapping "
                                       "(tampered or not a mixup-gan checkpoint)")
+            schema = type(next(iter(config.values())) if members else config)
             differing = config_differences(state.get("config", {}), config_to_dict(config),
-                                           members=members)
+                                           schema, members=members)
             if differing:
                 raise ConfigError(
                     f"{self.path} holds a run with a different config ({', '.join(differing)}); "
@@ -307,8 +303,9 @@ class RunFolder:
         atomic_write(self.summary, json.dumps(clean, indent=2) + "\n")
 
 
-def config_differences(old: dict, new: dict, *, members: bool = False) -> list[str]:
-    """Keys whose values differ between two config dicts, ignoring resumable keys.
+def config_differences(old: dict, new: dict, schema, *, members: bool = False) -> list[str]:
+    """Keys whose values differ between two config dicts of `schema`, ignoring the keys it
+    marks resumable.
 
     `members`: both map population members' ids to their configs; each member is compared
     with the same rule, and a member present on one side only is a difference.
@@ -318,19 +315,25 @@ def config_differences(old: dict, new: dict, *, members: bool = False) -> list[s
                for k in sorted(set(old) ^ set(new))]
         for k in old:
             if k in new:
-                out += [f"{k}: {d}" for d in config_differences(old[k], new[k])]
+                out += [f"{k}: {d}" for d in config_differences(old[k], new[k], schema)]
         return out
     a, b = _flatten(old), _flatten(new)
     keys = sorted(set(a) | set(b))
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys
-            if a.get(k) != b.get(k) and _trains(k, a, b)]
+            if a.get(k) != b.get(k) and _trains(k, a, b, schema)]
 
 
-def _trains(key: str, old: dict, new: dict) -> bool:
-    """Whether a change of `key` changes what is trained (see RESUMABLE_PREFIXES)."""
-    if key in TRAINING_WHEN:
-        other, value = TRAINING_WHEN[key]
+def _trains(key: str, old: dict, new: dict, schema) -> bool:
+    """Whether a change of `key` (flattened) changes what is trained: any key but those the
+    schema marks resumable; a `trains_when` key (an image folder's root: the folder *is*
+    the data) only resumes naming the same folder, symlinks resolved."""
+    marks = key_marks(schema, key)
+    if not marks.get("resumable"):
+        return True
+    if marks.get("trains_when"):
+        sibling, value = marks["trains_when"]
+        other = f"{key.rpartition('.')[0]}.{sibling}".lstrip(".")
         if old.get(other) == value or new.get(other) == value:
             return not (isinstance(old.get(key), str) and isinstance(new.get(key), str)
                         and folder_identity(old[key]) == folder_identity(new[key]))
-    return not key.startswith(RESUMABLE_PREFIXES)
+    return False

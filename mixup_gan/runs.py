@@ -5,7 +5,7 @@
 A run kind builds its trainer (anything with `step`, `fit(steps, hooks, progress=...)`,
 `state_dict()` and `load_state_dict()`) and its hooks, and describes itself in a `Run`;
 `execute` does the rest the same way for all: one checkpoint hook, one divergence message,
-one summary (the last metrics row plus what the kind adds), and nothing rewritten when a
+one summary (each metric's last logged value plus what the kind adds), and nothing rewritten when a
 finished run is started again.
 """
 
@@ -107,12 +107,21 @@ def execute_iter(run: Run) -> Generator[None, None, dict]:
         trained = trainer.step - first
         summary = {"name": folder.path.name, "steps": trainer.step, "device": str(run.device),
                    key: trained * scale / elapsed if trained and elapsed else None,
-                   **{k: v for k, v in (rows[-1] if rows else {}).items() if k != "step"},
-                   **run.summarize(rows)}
+                   **last_values(rows), **run.summarize(rows)}
         folder.write_summary(summary)
         return summary
     finally:
         folder.close()
+
+
+def last_values(rows: list[dict]) -> dict:
+    """Each key's last logged value over metrics rows of any shape (a loss row, an FID row
+    logged at the same step after it), the step aside."""
+    last: dict = {}
+    for row in rows:
+        last.update(row)
+    last.pop("step", None)
+    return last
 
 
 def interleave(jobs: Sequence[tuple[torch.device, Callable[[], Generator[Any, Any, Any]]]],

@@ -11,13 +11,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mixup_gan"
 
 # Layers, bottom to top (docs/architecture.md). A module imports only from its layer or below.
 LAYERS = [
-    ["mixup", "arguments", "checkpoint", "rng", "yaml_loader", "config_paths"],
+    ["mixup", "arguments", "checkpoint", "rng", "yaml_loader", "config_paths", "fields"],
     ["config", "mixup_options", "losses", "gan_config", "member_losses", "runtime", "datasets",
-     "data_fetch", "schedule", "hooks", "terms", "d_checks",
-     "frechet", "toy.config", "image.config", "classify.config"],  # schemas are data
+     "data_fetch", "schedule", "hooks", "terms", "d_checks", "frechet"],
     ["train", "captured_step", "run_folder", "runs", "distributed", "ema", "shipped"],
     ["fid", "toy.plots", "toy.metrics", "toy.data", "toy.nets", "toy.reference", "image.nets",
-     "image.data", "classify.data", "classify.nets"],
+     "image.data", "classify.data", "classify.nets",
+     "toy.config", "image.config", "classify.config"],  # schemas: choices from the registries
     ["toy", "image", "classify"],
     ["cli", "cli_fid", "__init__", "__main__"],
 ]

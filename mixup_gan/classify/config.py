@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..config import (
     MAX_BATCH,
@@ -11,10 +11,12 @@ from ..config import (
     OutputConfig,
     check_device,
     option,
+    section,
     seed_option,
 )
 from ..mixup import DISTRIBUTIONS
 from ..mixup_options import alpha_problem
+from .nets import CLASSIFIERS
 
 
 @dataclass
@@ -23,19 +25,21 @@ class ClassifyDataConfig:
                                           "fashion-mnist"),
                        doc="digits: scikit-learn's bundled 8x8 digits, offline; mnist, "
                        "fashion-mnist: 28x28 (offline: mixup-gan data fetch)")
-    root: str = option("data", doc="where torchvision datasets are (or are downloaded to)")
-    download: bool = option(True, doc="download the dataset when it is not under root")
+    root: str = option("data", resumable=True,
+                       doc="where torchvision datasets are (or are downloaded to)")
+    download: bool = option(True, resumable=True,
+                            doc="download the dataset when it is not under root")
     num_classes: int | None = option(None, gt=1, le=10 ** 6, doc="default: the dataset's")
     corrupt: float = option(0.0, ge=0.0, le=1.0,
                             doc="share of training labels replaced by random ones")
     corrupt_seed: int = seed_option()
     augment: bool = option(True, doc="CIFAR: random crop (pad 4) and horizontal flip")
-    workers: int = option(2, ge=0, le=512, doc="DataLoader workers for CIFAR")
+    workers: int = option(2, ge=0, le=512, resumable=True, doc="DataLoader workers for CIFAR")
 
 
 @dataclass
 class ClassifyModelConfig:
-    name: str = option("mlp", choices=("mlp", "cnn", "preact_resnet18"))
+    name: str = option("mlp", choices=CLASSIFIERS)
     hidden: int = option(256, ge=1, le=MAX_WIDTH, doc="mlp/cnn width")
 
 
@@ -55,7 +59,7 @@ class ClassifyLossConfig:
 
 @dataclass
 class ClassifyTrainConfig:
-    epochs: int = option(200, gt=0)
+    epochs: int = option(200, gt=0, resumable=True)
     batch_size: int = option(128, gt=0, le=MAX_BATCH)
     lr: float = option(0.1, gt=0.0, le=MAX_LR)
     momentum: float = option(0.9, ge=0.0, le=1.0)
@@ -63,7 +67,7 @@ class ClassifyTrainConfig:
     milestones: list[int] = option([100, 150], doc="epochs where lr is divided by 1/gamma")
     gamma: float = option(0.1, gt=0.0, le=MAX_LR)
     seed: int = seed_option()
-    device: str = option("auto")
+    device: str = option("auto", resumable=True)
     amp: bool | None = option(None, doc="bfloat16 autocast: true, false, or null = on CUDA only")
 
     def check(self) -> tuple[str, str] | None:
@@ -78,9 +82,9 @@ class ClassifyEvalConfig:
 
 @dataclass
 class ClassifyConfig:
-    data: ClassifyDataConfig = field(default_factory=ClassifyDataConfig)
-    model: ClassifyModelConfig = field(default_factory=ClassifyModelConfig)
-    loss: ClassifyLossConfig = field(default_factory=ClassifyLossConfig)
-    train: ClassifyTrainConfig = field(default_factory=ClassifyTrainConfig)
-    eval: ClassifyEvalConfig = field(default_factory=ClassifyEvalConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
+    data: ClassifyDataConfig = section(ClassifyDataConfig)
+    model: ClassifyModelConfig = section(ClassifyModelConfig)
+    loss: ClassifyLossConfig = section(ClassifyLossConfig)
+    train: ClassifyTrainConfig = section(ClassifyTrainConfig)
+    eval: ClassifyEvalConfig = section(ClassifyEvalConfig, resumable=True)
+    output: OutputConfig = section(OutputConfig, resumable=True)

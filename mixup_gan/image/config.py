@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..config import MAX_SAMPLES, MAX_WIDTH, OutputConfig, option
+from ..config import MAX_SAMPLES, MAX_WIDTH, OutputConfig, option, section
 from ..gan_config import GANTrainConfig, LossConfig
+from .nets import ARCHS, D_NORMS
 
 
 @dataclass
@@ -14,20 +15,21 @@ class ImageDataConfig:
                                            "digits"),
                        doc="folder: every image under data.root; digits: offline 8x8 digits; "
                        "mnist, fashion-mnist: 28x28, zero-padded to data.size")
-    root: str = option("data", doc="dataset folder (downloaded into for cifar10/mnist/"
+    root: str = option("data", resumable=True, trains_when=("name", "folder"),
+                       doc="dataset folder (downloaded into for cifar10/mnist/"
                        "fashion-mnist; offline: mixup-gan data fetch)")
     size: int = option(32, gt=0, le=2048)
     channels: int = option(3, choices=(1, 3))
-    download: bool = option(True)
+    download: bool = option(True, resumable=True)
 
 
 @dataclass
 class ImageModelConfig:
-    arch: str = option("dcgan", choices=("dcgan", "sn_resnet"))
+    arch: str = option("dcgan", choices=ARCHS)
     latent_dim: int = option(128, ge=1, le=MAX_WIDTH)
     g_width: int = option(128, ge=1, le=MAX_WIDTH)
     d_width: int = option(64, ge=1, le=MAX_WIDTH)
-    d_norm: str = option("spectral", choices=("spectral", "batch", "none"),
+    d_norm: str = option("spectral", choices=D_NORMS,
                          doc="dcgan D normalisation; batch = original DCGAN, not for mixup")
 
 
@@ -56,9 +58,9 @@ class ImageEvalConfig:
 
 @dataclass
 class ImageConfig:
-    data: ImageDataConfig = field(default_factory=ImageDataConfig)
-    model: ImageModelConfig = field(default_factory=ImageModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    train: ImageTrainConfig = field(default_factory=ImageTrainConfig)
-    eval: ImageEvalConfig = field(default_factory=ImageEvalConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
+    data: ImageDataConfig = section(ImageDataConfig)
+    model: ImageModelConfig = section(ImageModelConfig)
+    loss: LossConfig = section(LossConfig)
+    train: ImageTrainConfig = section(ImageTrainConfig)
+    eval: ImageEvalConfig = section(ImageEvalConfig, resumable=True)
+    output: OutputConfig = section(OutputConfig, resumable=True)

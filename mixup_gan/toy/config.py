@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from ..config import MAX_SAMPLES, MAX_WIDTH, OutputConfig, option
+from ..config import MAX_SAMPLES, MAX_WIDTH, OutputConfig, option, section
 from ..gan_config import GANTrainConfig, LossConfig
+from .data import NAMES
 
 
 @dataclass
 class ToyDataConfig:
-    name: str = option("ring", choices=("ring", "grid", "swissroll", "points"),
+    name: str = option("ring", choices=NAMES,
                      doc="toy distribution, or 'points' for a CSV file")
     path: str | None = option(None, path=True,
                               doc="CSV with columns x,y when name is 'points'")
     scale: str = option("paper", choices=("paper", "wgan-gp"), doc="mode layout preset")
-    reference: str | None = option(None, path=True, doc="reference point CSV for evaluation")
+    reference: str | None = option(None, path=True, resumable=True,
+                                   doc="reference point CSV for evaluation")
 
 
 @dataclass
@@ -36,18 +38,19 @@ class ToyEvalConfig:
 @dataclass
 class ToyTrainConfig(GANTrainConfig):
     capture: bool | None = option(
-        None, doc="run each step as device-only ops replayed from a CUDA graph (a toy step "
-        "has fixed shapes); null = on CUDA only, where it is faster. On a CPU the same step "
-        "runs without a graph")
+        None, resumable=True, doc="run each step as device-only ops replayed from a CUDA "
+        "graph (a toy step has fixed shapes); null = on CUDA only, where it is faster. On a "
+        "CPU the same step runs without a graph")
 
 
 @dataclass
 class ToyConfig:
-    """A toy 2D GAN run (`mixup-gan toy`)."""
+    """A toy 2D GAN run (`mixup-gan toy`). Members of one population (a sweep's) may differ
+    in their data, loss and seed (`per_member`): they share the nets' shape and the loop."""
 
-    data: ToyDataConfig = field(default_factory=ToyDataConfig)
-    model: ToyModelConfig = field(default_factory=ToyModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    train: ToyTrainConfig = field(default_factory=ToyTrainConfig)
-    eval: ToyEvalConfig = field(default_factory=ToyEvalConfig)
-    output: OutputConfig = field(default_factory=OutputConfig)
+    data: ToyDataConfig = section(ToyDataConfig, per_member=True)
+    model: ToyModelConfig = section(ToyModelConfig)
+    loss: LossConfig = section(LossConfig, per_member=True)
+    train: ToyTrainConfig = section(ToyTrainConfig)
+    eval: ToyEvalConfig = section(ToyEvalConfig, resumable=True)
+    output: OutputConfig = section(OutputConfig, resumable=True)

@@ -222,14 +222,19 @@ def point_file(path: str | Path) -> ToyDistribution:
     return ToyDistribution(Path(path).stem, points=points, limit=limit)
 
 
+# The toy datasets by `data.name` (the config's choices): a builder taking the scale, or
+# "points", a CSV file (`data.path`).
+DATASETS = {"ring": ring, "grid": grid, "swissroll": swissroll}
+NAMES = (*DATASETS, "points")
+
+
 def make_distribution(name: str, *, scale: str = "paper", path: str | None = None):
     """Build a toy distribution from config values (`data.name`, `data.scale`, `data.path`)."""
     if name == "points":
         if not path:
             raise ConfigError("data.path is required when data.name is 'points'")
         return point_file(path)
-    builders = {"ring": ring, "grid": grid, "swissroll": swissroll}
-    if name not in builders:
+    if name not in DATASETS:
         raise ConfigError(f"data.name: unknown toy dataset {name!r}; choose one of "
-                          f"{sorted(builders)}")
-    return builders[name](scale)
+                          f"{sorted(DATASETS)}")
+    return DATASETS[name](scale)

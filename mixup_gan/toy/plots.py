@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
+
+from .metrics import Metric, drawn  # noqa: E402
 
 REAL_COLOR, FAKE_COLOR = "#f28e2b", "#4e79a7"
 
@@ -90,28 +93,38 @@ def save_strip(path: Path, real: Tensor, snaps: Sequence[Snapshot], limit: float
     save_grid(path, [("", real, snaps)], limit, title=label)
 
 
+def draw_metric(ax, metric: Metric, steps: list, values: list, n_modes: int | None,
+                color: str = "C0") -> None:
+    """One metric against the step, drawn as its registry entry's `scale` says."""
+    values = [math.nan if v is None else v for v in values]
+    ax.plot(steps, values, marker="o", ms=3, color=color)
+    ax.set_ylabel(metric.label)
+    if metric.scale == "modes" and n_modes is not None:
+        ax.axhline(n_modes, color="grey", lw=0.8, ls="--")
+        ax.set_ylim(0, n_modes + 0.5)
+    elif metric.scale == "share":  # scaled to the data (a few percent is a flat line on 0-1)
+        top = max((v for v in values if math.isfinite(v)), default=0.0)
+        ax.set_ylim(0, min(1.02, max(0.01, 1.15 * top)))
+    elif metric.scale == "log":
+        ax.set_yscale("log")
+
+
 def save_metrics_plot(path: Path, rows: Sequence[dict], n_modes: int | None) -> None:
-    """Modes covered and high-quality share (or the Frechet distance) against the step."""
+    """The registry's drawn metrics against the step: on data with modes, modes covered and
+    the high-quality share; without, the mean losses and the Frechet distance."""
     steps = [r["step"] for r in rows]
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3), dpi=120)
-    if n_modes is not None:
-        axes[0].plot(steps, [r["modes"] for r in rows], marker="o", ms=3)
-        axes[0].axhline(n_modes, color="grey", lw=0.8, ls="--")
-        axes[0].set_ylabel("modes covered")
-        axes[0].set_ylim(0, n_modes + 0.5)
-        shares = [r["hq_share"] for r in rows]
-        axes[1].plot(steps, shares, marker="o", ms=3, color="C1")
-        axes[1].set_ylabel("high-quality share")
-        # scaled to the data (a share of a few percent is a flat line on a 0-1 axis)
-        axes[1].set_ylim(0, min(1.02, max(0.01, 1.15 * max(shares, default=0.0))))
-    else:
+    metrics = drawn(n_modes is not None)
+    losses = n_modes is None
+    fig, axes = plt.subplots(1, losses + len(metrics), figsize=(8, 3), dpi=120, squeeze=False)
+    axes = list(axes[0])
+    if losses:
         axes[0].plot(steps, [r["d_loss"] for r in rows], label="D")
         axes[0].plot(steps, [r["g_loss"] for r in rows], label="G")
         axes[0].set_ylabel("mean loss")
         axes[0].legend()
-        axes[1].plot(steps, [r["frechet"] for r in rows], marker="o", ms=3, color="C1")
-        axes[1].set_ylabel("2D Frechet distance")
-        axes[1].set_yscale("log")
+    for i, metric in enumerate(metrics, start=losses):
+        draw_metric(axes[i], metric, steps, [r.get(metric.name) for r in rows], n_modes,
+                    color=f"C{i}")
     for ax in axes:
         ax.set_xlabel("generator step")
         ax.grid(alpha=0.3)

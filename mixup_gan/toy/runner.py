@@ -17,18 +17,12 @@ from ..runtime import bf16_autocast, eval_noise, resolve_device, stream_seed
 from ..train import GANTrainer
 from .config import ToyConfig, ToyModelConfig, ToyTrainConfig
 from .data import MemberSampler, ToyDistribution, make_distribution, read_points
-from .metrics import frechet_2d, mode_metrics
+from .metrics import evaluate, mode_metrics
 from .nets import ToyDiscriminator, ToyGenerator
 from .plots import Snapshot, d_grid, save_metrics_plot, save_snapshot, save_strip
 
 REFERENCE_SEED = 2017  # fresh reference points when no reference file is configured
 PICTURE_POINTS = 1000  # points drawn per snapshot (metrics use eval.n_samples)
-
-
-def evaluate(samples: torch.Tensor, dist: ToyDistribution, reference: torch.Tensor) -> dict:
-    """All toy metrics for one set of generated points."""
-    metrics = mode_metrics(samples, dist.centers, dist.std) if dist.has_modes else {}
-    return {**metrics, "frechet": frechet_2d(samples, reference)}
 
 
 def reference_points(config: ToyConfig, dist: ToyDistribution) -> torch.Tensor:

@@ -2,7 +2,8 @@
 with spread over seeds (summary.png) and the first seed's final samples, one column per alpha
 (snapshots.png). Otherwise (an ablation of cases): every seed's final metrics per setting
 (summary.png) and every seed's final samples, one row per setting (snapshots.png). Samples
-come from the populations' final_samples.pt, drawn over the points each run was judged on."""
+come from the populations' final_samples.pt, drawn over the points each run was judged on.
+The metrics drawn are the registry's (`toy.metrics.drawn`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import torch
 
 from ..data import make_distribution
+from ..metrics import drawn
 from ..plots import Snapshot, plt, save_grid
 
 X_KEY = "loss.alpha"
@@ -39,22 +41,24 @@ def _label(keys: list[str], combo: tuple, skip: str = "") -> str:
 
 
 def _label_dataset_column(axes, col: int, dataset: str) -> None:
-    """A dataset's column of the modes (top) / high-quality share (bottom) panels: title,
-    axis labels, the share's 0-1 range, and a dashed line at the dataset's mode count."""
+    """A dataset's column of metric panels (one row per drawn metric: modes covered, the
+    high-quality share): title, axis labels, a share's 0-1 range, a dashed line at the
+    dataset's mode count."""
     dist = make_distribution(dataset) if dataset != "points" else None
-    if dist is not None and dist.has_modes:
-        axes[0][col].axhline(len(dist.centers), color="grey", lw=0.8, ls="--")
     axes[0][col].set_title(dataset)
-    axes[0][col].set_ylabel("modes covered")
-    axes[1][col].set_ylabel("high-quality share")
-    axes[1][col].set_ylim(0, 1.02)
+    for row, metric in enumerate(drawn(True)):
+        axes[row][col].set_ylabel(metric.label)
+        if metric.scale == "modes" and dist is not None and dist.has_modes:
+            axes[row][col].axhline(len(dist.centers), color="grey", lw=0.8, ls="--")
+        elif metric.scale == "share":
+            axes[row][col].set_ylim(0, 1.02)
 
 
 def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) -> None:
     """Modes covered (top) and high-quality share (bottom) vs alpha, mean +- std over seeds."""
-    datasets = list(dict.fromkeys(r["data.name"] for r in rows))
-    fig, axes = plt.subplots(2, len(datasets), figsize=(4.2 * len(datasets), 6), dpi=120,
-                             squeeze=False)
+    datasets, metrics = list(dict.fromkeys(r["data.name"] for r in rows)), drawn(True)
+    fig, axes = plt.subplots(len(metrics), len(datasets), dpi=120, squeeze=False,
+                             figsize=(4.2 * len(datasets), 3 * len(metrics)))
     for col, dataset in enumerate(datasets):
         for combo in combos:
             chosen = [r for r in rows if r["data.name"] == dataset
@@ -62,7 +66,7 @@ def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) ->
             if not chosen:
                 continue
             alphas = sorted({r[X_KEY] for r in chosen})
-            for row, metric in enumerate(("modes", "hq_share")):
+            for row, metric in enumerate(m.name for m in metrics):
                 means, spreads = [], []
                 for alpha in alphas:
                     values = [r.get(metric) for r in chosen if r[X_KEY] == alpha]
@@ -73,7 +77,7 @@ def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) ->
                                         capsize=3,
                                         label=_label(keys, combo, skip="data.name") or "runs")
         _label_dataset_column(axes, col, dataset)
-        for row in range(2):
+        for row in range(len(metrics)):
             axes[row][col].set_xlabel("alpha (0 = ERM)")
             axes[row][col].grid(alpha=0.3)
         axes[0][col].legend(fontsize=8)
@@ -126,12 +130,13 @@ def save_settings_figure(path: Path, rows: list[dict], keys: list[str]) -> None:
     """Modes covered and high-quality share per setting: one dot per seed, a bar at the
     mean; one column per dataset."""
     others = [k for k in keys if k != "data.name"]
-    datasets = list(dict.fromkeys(r["data.name"] for r in rows))
+    datasets, metrics = list(dict.fromkeys(r["data.name"] for r in rows)), drawn(True)
     settings = _settings(rows, others)
-    fig, axes = plt.subplots(2, len(datasets), squeeze=False, dpi=120,
-                             figsize=(max(3.0, 1.3 * len(settings)) * len(datasets), 6.5))
+    fig, axes = plt.subplots(len(metrics), len(datasets), squeeze=False, dpi=120,
+                             figsize=(max(3.0, 1.3 * len(settings)) * len(datasets),
+                                      3.25 * len(metrics)))
     for col, dataset in enumerate(datasets):
-        for row, metric in enumerate(("modes", "hq_share")):
+        for row, metric in enumerate(m.name for m in metrics):
             ax = axes[row][col]
             for x, done in enumerate(settings.values()):
                 values = [r[metric] for r in done if r["data.name"] == dataset

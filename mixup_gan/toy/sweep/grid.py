@@ -17,6 +17,7 @@ from ...config import (
     apply_overrides,
     config_from_dict,
     config_to_dict,
+    key_marks,
     load_config,
     option,
     path_keys,
@@ -28,8 +29,6 @@ from ..config import ToyConfig
 from ..data import ToyDistribution, make_distribution
 from ..runner import reference_points
 
-# Keys that may differ between members of one population; everything else is shared.
-MEMBER_PREFIXES = ("data.", "loss.", "train.seed")
 _SECTIONS = section_paths(ToyConfig)  # what `set`, `grid` and `cases` write out as key paths
 _PATHS = path_keys(ToyConfig)  # their keys that are paths (relative to the sweep file's folder)
 
@@ -186,11 +185,12 @@ def _rows_class(config: ToyConfig) -> tuple:
 
 
 def populations(runs: list[SweepRun], max_members: int) -> list[list[SweepRun]]:
-    """Group runs that can share stacked networks, in chunks of at most `max_members`."""
+    """Group runs that can share stacked networks, in chunks of at most `max_members`:
+    members share every key the schema does not mark `per_member` (data, loss, seed)."""
     groups: dict[tuple, list[SweepRun]] = {}
     for run in runs:
         shared = tuple(sorted((k, json.dumps(v)) for k, v in run.flat.items()
-                              if not k.startswith(MEMBER_PREFIXES)))
+                              if not key_marks(ToyConfig, k).get("per_member")))
         groups.setdefault((shared, _rows_class(run.config)), []).append(run)
     return [members[i:i + max_members] for members in groups.values()
             for i in range(0, len(members), max_members)]

@@ -13,10 +13,9 @@ from pathlib import Path
 from ...checkpoint import atomic_write
 from ...config import ConfigError
 from ...run_folder import RunFolder
+from ..metrics import METRICS
 from .figures import save_sweep_figures
 from .grid import SweepRun, group_name
-
-SUMMARY_METRICS = ("modes", "hq_share", "reverse_kl", "frechet")
 
 
 def write_results(root: Path, runs: list[SweepRun], groups: list[list[SweepRun]]) -> None:
@@ -65,17 +64,20 @@ def final_rows(rows: list[dict]) -> dict[str, dict]:
 
 
 def summary_table(keys: list[str], ids: list[str], final: dict[str, dict]) -> str:
-    """Markdown: one line per setting (grid values but the seed), last-step metrics as
-    mean ± std over seeds. A run with no high-quality sample has no reverse KL ("n/a")."""
+    """Markdown: one line per setting (grid values but the seed), last-step metrics (every
+    registered one, its header arrow saying which way is better) as mean ± std over seeds.
+    A run with no high-quality sample has no reverse KL ("n/a")."""
+    metrics = list(METRICS.values())
     settings: dict[tuple, list[dict]] = {}
     for run_id in ids:
         if run_id in final:
             row = final[run_id]
             settings.setdefault(tuple(row[k] for k in keys), []).append(row)
-    lines = ["| " + " | ".join(keys + ["seeds", "step", *SUMMARY_METRICS]) + " |",
-             "|" + "---|" * (len(keys) + 2 + len(SUMMARY_METRICS))]
+    lines = ["| " + " | ".join(keys + ["seeds", "step", *(f"{m.name} {m.arrow}"
+                                                          for m in metrics)]) + " |",
+             "|" + "---|" * (len(keys) + 2 + len(metrics))]
     for setting, done in settings.items():
-        cells = [mean_spread([d.get(m) for d in done]) for m in SUMMARY_METRICS]
+        cells = [mean_spread([d.get(m.name) for d in done]) for m in metrics]
         step = max(d["step"] for d in done)
         lines.append("| " + " | ".join([*map(str, setting), str(len(done)), str(step), *cells])
                      + " |")

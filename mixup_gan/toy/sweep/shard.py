@@ -23,6 +23,7 @@ import yaml
 
 from ...config import ConfigError, config_to_dict
 from ...run_folder import RunFolder, config_differences
+from ..config import ToyConfig
 from .grid import SweepRun, group_name
 
 FLAG = "--shard"
@@ -165,8 +166,9 @@ def share(groups: list[list[SweepRun]], shard: Shard) -> list[list[SweepRun]]:
 
 
 def record(members: list[SweepRun]) -> dict:
-    """What a population's folder keeps as its config: member id -> resolved config."""
-    return {r.id: config_to_dict(r.config) for r in members}
+    """What a population's folder keeps as its config: member id -> resolved config (the
+    schema's dataclass: the run folder reads its resume marks)."""
+    return {r.id: r.config for r in members}
 
 
 def steps_done(root: Path, members: list[SweepRun]) -> int | None:
@@ -182,7 +184,8 @@ def steps_done(root: Path, members: list[SweepRun]) -> int | None:
     steps = summary.get("steps") if isinstance(summary, dict) else None
     if (not isinstance(steps, int) or steps < members[0].config.train.steps
             or not isinstance(saved, dict)
-            or config_differences(saved, record(members), members=True)):
+            or config_differences(saved, config_to_dict(record(members)), ToyConfig,
+                                  members=True)):
         return None
     return steps
 
