@@ -149,8 +149,18 @@ def test_each_process_uses_the_gpu_of_its_local_rank(monkeypatch):
         place(cuda, Shard(2, 4, local_rank=2))
 
 
+def umask_now() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @pytest.mark.parametrize(("flag", "env", "match"), [
-    ("0/0", {}, r"--shard '0/0': N must be at least 1"),
+    ("0/0", {}, r"--shard '0/0': N must be 1 to 65536"),
+    ("0/9999999999999999999", {}, r"N must be 1 to 65536"),  # was an OverflowError
+    ("0/100000000", {}, r"N must be 1 to 65536"),  # was minutes and GBs of split
+    ("\u0660/\u0662", {}, r"expected K/N"),  # Arabic-Indic digits: int() took them as 0/2
+    (None, {"RANK": "0", "WORLD_SIZE": "100000000"}, r"expected 0 <= RANK"),
     ("3/2", {}, r"--shard '3/2': K must be 0 to 1"),
     ("-1/2", {}, r"--shard '-1/2': K must be 0 to 1"),
     ("a/b", {}, r"--shard 'a/b': expected K/N"),
@@ -276,6 +286,7 @@ def test_shards_share_the_sweep_folder_but_not_a_population(tmp_path):
 def test_sweep_json_is_written_whole_and_once(tmp_path):
     target = tmp_path / "sweep.json"
     write_once(target, "a")
+    assert target.stat().st_mode & 0o044 == 0o044 & ~umask_now()  # readable like any file
     inode = target.stat().st_ino
     write_once(target, "a")  # the same text: left as it is (no process rewrites it)
     assert target.stat().st_ino == inode

@@ -45,15 +45,18 @@ class Shard:
 WHOLE = Shard()
 
 
+MAX_SHARDS = 65536  # the split's cost grows with N: a typo must not allocate for hours
+
+
 def parse_shard(text: str) -> Shard:
     """`K/N` with 0 <= K < N; anything else is a ConfigError naming the flag."""
-    match = re.fullmatch(r"\s*(-?\d+)\s*/\s*(-?\d+)\s*", text)
+    match = re.fullmatch(r"\s*(-?[0-9]+)\s*/\s*(-?[0-9]+)\s*", text, flags=re.ASCII)
     if not match:
         raise ConfigError(f"{FLAG} {text!r}: expected K/N, e.g. {FLAG} 0/4 (process K of N, "
                           "K counted from 0)")
     index, count = int(match[1]), int(match[2])
-    if count < 1:
-        raise ConfigError(f"{FLAG} {text!r}: N must be at least 1")
+    if not 1 <= count <= MAX_SHARDS:
+        raise ConfigError(f"{FLAG} {text!r}: N must be 1 to {MAX_SHARDS}")
     if not 0 <= index < count:
         raise ConfigError(f"{FLAG} {text!r}: K must be 0 to {count - 1} (counted from 0)")
     return Shard(index, count, source=f"{FLAG} {text.strip()}")
@@ -62,6 +65,8 @@ def parse_shard(text: str) -> Shard:
 def _int_env(environ: Mapping[str, str], name: str) -> int:
     text = environ[name]
     try:
+        if not text.strip().isascii():
+            raise ValueError(text)
         return int(text)
     except ValueError:
         raise ConfigError(f"environment variable {name}={text!r} is not an integer") from None
@@ -69,7 +74,7 @@ def _int_env(environ: Mapping[str, str], name: str) -> int:
 
 def _pair(environ: Mapping[str, str], index_name: str, count_name: str) -> tuple[int, int]:
     index, count = _int_env(environ, index_name), _int_env(environ, count_name)
-    if count < 1 or not 0 <= index < count:
+    if not 1 <= count <= MAX_SHARDS or not 0 <= index < count:
         raise ConfigError(f"environment variables {index_name}={index}, {count_name}={count}: "
                           f"expected 0 <= {index_name} < {count_name}; or pass {FLAG} K/N")
     return index, count
@@ -219,6 +224,9 @@ def write_once(path: Path, text: str) -> None:
     try:
         with os.fdopen(handle, "w") as out:
             out.write(text)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it 0600: readers on a shared cluster
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
