@@ -26,26 +26,38 @@ from torch import Tensor, nn
 OPT_OUT = "pass check_discriminator=False if you know better"
 MIN_OUTPUTS = 16  # fewer outputs all in [0, 1] are too likely by chance to warn about
 _INTERNAL = (os.path.dirname(__file__), os.path.dirname(torch.__file__))
-_seen_refs: weakref.WeakSet = weakref.WeakSet()
-_seen_ids: set[int] = set()
+# One registry per check: (weakly held objects, ids of objects that cannot be weakly held).
+_Registry = tuple[weakref.WeakSet, set[int]]
+_OUTPUTS_SEEN: _Registry = (weakref.WeakSet(), set())
+_BATCH_STATS_DONE: _Registry = (weakref.WeakSet(), set())
 
 
 class DiscriminatorWarning(UserWarning):
     """A discriminator that mixup is likely to train into failure."""
 
 
-def first_look(discriminator: Callable) -> bool:
-    """True the first time `discriminator` is seen (a bound method counts as its object)."""
+def first_look(discriminator: Callable, registry: _Registry = _OUTPUTS_SEEN) -> bool:
+    """True the first time `discriminator` is seen by `registry` (a bound method counts as
+    its object)."""
+    owner = getattr(discriminator, "__self__", discriminator)
+    refs, ids = registry
+    try:
+        if owner in refs:
+            return False
+        refs.add(owner)
+    except TypeError:  # not weak-referenceable: remembered by id
+        if id(owner) in ids:
+            return False
+        ids.add(id(owner))
+    return True
+
+
+def _done(discriminator: Callable, registry: _Registry) -> bool:
     owner = getattr(discriminator, "__self__", discriminator)
     try:
-        if owner in _seen_refs:
-            return False
-        _seen_refs.add(owner)
-    except TypeError:  # not weak-referenceable: remembered by id
-        if id(owner) in _seen_ids:
-            return False
-        _seen_ids.add(id(owner))
-    return True
+        return owner in registry[0]
+    except TypeError:
+        return id(owner) in registry[1]
 
 
 def _name(discriminator: Callable) -> str:
@@ -69,9 +81,20 @@ def _warn(message: str) -> None:
     warnings.warn(message, DiscriminatorWarning, stacklevel=level)
 
 
-def warn_batch_statistics(discriminator: Callable, fix: str) -> None:
-    """Warn when D normalises with batch statistics in training mode; `fix` says what to do."""
+def warn_batch_statistics(discriminator: Callable, fix: str, *, once: bool = False) -> None:
+    """Warn when D normalises with batch statistics in training mode; `fix` says what to do.
+
+    `once`: at most once per D, and a D without such layers in training mode now (a first,
+    validation call in eval mode) is looked at again on later calls; a D without any
+    batch-norm layer is looked at once.
+    """
+    if once and _done(discriminator, _BATCH_STATS_DONE):
+        return
     layers = batch_statistics_layers(discriminator)
+    has_batch_norm = isinstance(discriminator, nn.Module) and any(
+        isinstance(m, nn.modules.batchnorm._BatchNorm) for m in discriminator.modules())
+    if once and (layers or not has_batch_norm):
+        first_look(discriminator, _BATCH_STATS_DONE)
     if layers:
         _warn(
             f"{_name(discriminator)} normalises with batch statistics in training mode "
@@ -104,7 +127,8 @@ def check_outputs(discriminator: Callable, outputs: Sequence[Tensor],
         raise ValueError(
             f"{name} ends in nn.Sigmoid ({sigmoid}) and all its outputs are in [0, 1]: the "
             "loss takes raw outputs (logits), so this D can never say 'fake'. Remove the "
-            f"Sigmoid (BCE applies it inside the loss), or {OPT_OUT}")
+            f"Sigmoid (BCE applies one inside the loss; hinge and the others want raw "
+            f"scores), or {OPT_OUT}")
     _warn(
         f"every output of {name} on this batch is in [0, 1]: the loss takes raw outputs "
         "(logits), not probabilities. If D ends in a sigmoid, remove it (BCE applies it "

@@ -165,10 +165,11 @@ class MixupDiscriminatorLoss(nn.Module):
         parts = planner.parts(draws, real.unsqueeze(0), fake.unsqueeze(0))
         if planner.penalized:
             planner.requires_inputs_grad(parts)
-        look = self.check_discriminator and not is_compiling() and first_look(discriminator)
+        checking = self.check_discriminator and not is_compiling()
+        if checking and self.alpha > 0:
+            _warn_batch_statistics(discriminator, BATCH_NORM_FIX, once=True)
+        look = checking and first_look(discriminator)
         if look:
-            if self.alpha > 0:
-                _warn_batch_statistics(discriminator, BATCH_NORM_FIX)
             sigmoid = trailing_sigmoid(discriminator)
         outputs = [_per_sample(discriminator(part.inputs[0]), part.inputs.shape[1])
                    for part in parts]
