@@ -203,7 +203,7 @@ def test_a_registered_metric_reaches_every_table_and_the_printed_summary(tmp_pat
                  "--set", "train.device=cpu", "--set", f"output.dir={tmp_path / 'runs'}",
                  "--no-progress"]) == 0
     printed = capsys.readouterr().out
-    row = RunFolder(tmp_path / "runs", "toy").read_metrics()[-1]
+    row = RunFolder(tmp_path / "runs", "default").read_metrics()[-1]  # no --config: the quickstart
     assert row["spread"] > 1000.0 and f"  {'spread':<22} {row['spread']:.2f}\n" in printed
     assert printed.index("frechet") < printed.index("spread")  # in registry order
 
