@@ -55,3 +55,26 @@ def fake_cifar10(monkeypatch):
         (folder / "batches.meta").write_bytes(pickle.dumps(meta))
 
     return make
+
+
+@pytest.fixture
+def exits_2_naming(capsys):
+    """`check(argv, ws, culprit)`: run the CLI in-process with `{ws}` filled in and assert
+    what every bad input gets: exit 2, no traceback, one error line that names `culprit`."""
+    from mixup_gan.cli import main
+
+    def check(argv, ws, culprit: str):
+        try:
+            code = main([a.format(ws=ws) for a in argv])
+        except SystemExit as exc:  # argparse's own usage errors
+            code = exc.code
+        out = capsys.readouterr()
+        assert code == 2, out.err
+        assert "Traceback" not in out.out + out.err
+        assert culprit.format(ws=ws) in out.err, out.err
+        lines = out.err.strip().splitlines()
+        message = [i for i, line in enumerate(lines) if " error: " in line]
+        assert message == [len(lines) - 1], out.err  # one line (after argparse's usage lines)
+        return out
+
+    return check
