@@ -3,7 +3,7 @@
 A toy step has fixed shapes and small matmuls: on a GPU its few hundred kernel launches cost
 more than their work. With `capture` on, the trainer keeps everything a step reads from the
 host on the device instead: the generator-step and draw counters (`StepClock`), the learning
-rate (one tensor in Adam's param groups, set in the step from its schedule), the loss sums and
+rate (tensors in Adam's param groups, set in the step from its schedule), the loss sums and
 the divergence record. A step is then a pure function of device state. On CUDA it runs eagerly
 for `WARMUP` steps (real training steps, on a side stream, which lets cuBLAS and Adam set up),
 is recorded once as a CUDA graph, and is replayed from then on. On the CPU the same step runs
@@ -40,12 +40,13 @@ class StepClock:
         self.draws = torch.zeros((), dtype=torch.int64, device=device)  # counters used
         self.base = 0  # the host's draw counter where the step being run or recorded began
         self.lr = torch.tensor(train.lr, dtype=torch.float32, device=device)
+        self.d_lr = torch.tensor(train.lr * train.d_lr_ratio, dtype=torch.float32, device=device)
         self.lr_schedule = (None if train.lr_schedule.constant
                             else MemberSchedules([train.lr_schedule], train.steps, device))
         self.graphs: dict[object, tuple[torch.cuda.CUDAGraph, dict[str, Tensor]]] = {}
         self.warm: dict[object, int] = {}
         self.per_step = 0  # counters one step uses
-        self.base_lr = train.lr
+        self.base_lr, self.d_lr_ratio = train.lr, train.d_lr_ratio
         self.attach(trainer)
 
     def counter(self, host_counter: int) -> Tensor:
@@ -55,13 +56,14 @@ class StepClock:
     def set_lr(self) -> None:
         if self.lr_schedule is not None:
             self.lr.copy_(self.lr_schedule.at(self.step)[0] * self.base_lr)
+            self.d_lr.copy_(self.lr * self.d_lr_ratio)
 
     def attach(self, trainer) -> None:
         """Take the trainer's host state (after construction or a loaded checkpoint): the
-        counters, and Adam's groups reading the lr tensor in a capturable way."""
+        counters, and Adam's groups reading the lr tensors (G's, D's) in a capturable way."""
         self.step.fill_(trainer.step)
         self.draws.fill_(trainer.draws)
-        trainer.set_lr(self.lr, capturable=True)
+        trainer.set_lr(self.lr, self.d_lr, capturable=True)
         self.graphs.clear()
         self.warm.clear()
 

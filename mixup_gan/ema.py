@@ -1,13 +1,14 @@
 """An exponential moving average (EMA) of a network's weights: after each step,
-`average = decay * average + (1 - decay) * live`. Buffers (BatchNorm statistics) follow the
-live network. Stacked population nets average each member on its own (it is elementwise)."""
+`average = decay * average + (1 - decay) * live`, from generator step `start` on (until then
+the average is the live weights themselves). Buffers (BatchNorm statistics) follow the live
+network. Stacked population nets average each member on its own (it is elementwise)."""
 
 from __future__ import annotations
 
 import copy
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from .runtime import unwrapped
 
@@ -15,15 +16,22 @@ from .runtime import unwrapped
 class EMA:
     """`module` holds the averaged weights (eval mode, no gradients)."""
 
-    def __init__(self, net: nn.Module, decay: float) -> None:
-        self.decay = decay
+    def __init__(self, net: nn.Module, decay: float, start: int = 0) -> None:
+        self.decay, self.start = decay, start
         self.module = copy.deepcopy(unwrapped(net)).eval().requires_grad_(False)
 
     @torch.no_grad()
-    def update(self, net: nn.Module) -> None:
+    def update(self, net: nn.Module, step: int | Tensor = 0) -> None:
+        """Fold in the live weights after generator step `step + 1` (`step`: the steps done
+        before it; a device tensor in a captured step). Until step `start` the average is
+        copied from them: a lerp with weight 1 returns its end exactly."""
         live = unwrapped(net)
-        torch._foreach_lerp_(list(self.module.parameters()), list(live.parameters()),
-                             1.0 - self.decay)
+        weight: float | Tensor = 1.0 - self.decay
+        if isinstance(step, Tensor) and self.start:
+            weight = torch.where(step < self.start, 1.0, weight).float()
+        elif self.start and step < self.start:
+            weight = 1.0
+        torch._foreach_lerp_(list(self.module.parameters()), list(live.parameters()), weight)
         for average, buffer in zip(self.module.buffers(), live.buffers(), strict=True):
             average.copy_(buffer)
 

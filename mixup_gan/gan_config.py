@@ -22,6 +22,8 @@ class LossConfig(MixupOptions):
     gradient_penalty: float = option(0.0, ge=0.0, le=1e6, doc="weight g of the zero-centred "
                                      "penalty g/2 * E|grad_x D(x)|^2 on the points D is trained on "
                                      "(the mixed points under mixup); 0 = off")
+    gradient_penalty_schedule: Schedule = option(Schedule(), doc="the penalty's weight over "
+                                                 "training (a multiplier of g)")
 
 
 @dataclass
@@ -38,6 +40,10 @@ class GANTrainConfig:
     lr_schedule: Schedule = option(Schedule(), doc="learning rate over training (a multiplier)")
     ema: float = option(0.0, ge=0.0, le=0.99999, doc="generator EMA decay (evaluated and drawn "
                         "with the averaged weights); 0 = off")
+    ema_start: int = option(0, ge=0, lt=2**63, doc="generator step where the EMA starts "
+                            "averaging; until then it is G itself; 0 = from the start")
+    d_lr_ratio: float = option(1.0, gt=0.0, le=1e3, doc="D's learning rate is lr * d_lr_ratio "
+                               "(G's is lr; both follow lr_schedule)")
     amp: bool | None = option(False, doc="bfloat16 autocast of the forward passes on any "
                               "device; null = on CUDA only. Off for toy runs: bfloat16 "
                               "resolves 2D points near 1 only to 0.004, a third of a mode's std")
@@ -46,6 +52,11 @@ class GANTrainConfig:
         bad = [b for b in self.betas if not 0.0 <= b < 1.0]
         if bad:
             return "betas", f"{list(self.betas)}: Adam's betas must be in [0, 1)"
+        if self.ema_start and not self.ema:
+            return "ema_start", f"{self.ema_start} needs an EMA: set train.ema > 0 (its decay)"
+        if self.lr * self.d_lr_ratio > MAX_LR:
+            return "d_lr_ratio", (f"{self.d_lr_ratio} makes D's lr {self.lr * self.d_lr_ratio:g}"
+                                  f", past {MAX_LR:g}")
         return check_device(self.device)
 
 

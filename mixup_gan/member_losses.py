@@ -102,13 +102,14 @@ class DiscriminatorPlanner:
 
     options: each member's `MixupOptions` (a `LossConfig` is one); terms: each member's
     `TermPair`; gradient_penalty: each member's weight g (default 0); alpha_schedules /
-    mix_prob_schedules: each member's `Schedule` (default constant) over `last_step`
-    generator steps."""
+    mix_prob_schedules / gradient_penalty_schedules: each member's `Schedule` (default
+    constant) over `last_step` generator steps."""
 
     def __init__(self, options: Sequence[MixupOptions], terms: Sequence[TermPair],
                  device: torch.device, *, gradient_penalty: Sequence[float] | None = None,
                  alpha_schedules: Sequence[Schedule] | None = None,
                  mix_prob_schedules: Sequence[Schedule] | None = None,
+                 gradient_penalty_schedules: Sequence[Schedule] | None = None,
                  last_step: int = 1) -> None:
         self.device = device
         P = self.members = len(options)
@@ -146,6 +147,8 @@ class DiscriminatorPlanner:
         penalties = list(gradient_penalty or [0.0] * P)
         self.gradient_penalty = tensor(penalties)
         self.penalized = any(g > 0 for g in penalties)
+        self.gradient_penalty_schedule = MemberSchedules(gradient_penalty_schedules or constant,
+                                                         last_step, device)
 
     def key(self) -> tuple:
         """What decides the cost of a step: the parts D scores from the first step (mixed
@@ -234,17 +237,22 @@ class DiscriminatorPlanner:
             total = value if total is None else total + value
         return total
 
-    def penalty(self, parts: Sequence[DiscriminatorPart], outputs: Sequence[Tensor]) -> Tensor:
+    def penalty(self, parts: Sequence[DiscriminatorPart], outputs: Sequence[Tensor],
+                step: int = 0, clock: Tensor | None = None) -> Tensor:
         """Each member's zero-centred gradient penalty (P,): `g/2 * sum_part weight *
-        mean_rows |grad_x D(x)|^2` on the points it was scored on. The parts' inputs must
-        require gradients (see `requires_inputs_grad`)."""
+        mean_rows |grad_x D(x)|^2` on the points it was scored on, g times its schedule's
+        multiplier at generator step `step` (read at `clock`, as in `parts`). The parts'
+        inputs must require gradients (see `requires_inputs_grad`)."""
         grads = torch.autograd.grad(sum(loss_dtype(o).sum() for o in outputs),
                                     [part.inputs for part in parts], create_graph=True)
         total = None
         for part, grad in zip(parts, grads, strict=True):
             value = grad.float().square().flatten(2).sum(2).mean(1) * part.weight
             total = value if total is None else total + value
-        return 0.5 * self.gradient_penalty * total
+        weight = self.gradient_penalty
+        if not self.gradient_penalty_schedule.constant:
+            weight = weight * self.gradient_penalty_schedule.at(step if clock is None else clock)
+        return 0.5 * weight * total
 
     def requires_inputs_grad(self, parts: Sequence[DiscriminatorPart]) -> None:
         for part in parts:
@@ -277,7 +285,19 @@ def member_planner(losses: Sequence, device: torch.device,
         losses, [get_terms(c.name) for c in losses], device,
         gradient_penalty=[c.gradient_penalty for c in losses],
         alpha_schedules=[c.alpha_schedule for c in losses],
-        mix_prob_schedules=[c.mix_prob_schedule for c in losses], last_step=last_step)
+        mix_prob_schedules=[c.mix_prob_schedule for c in losses],
+        gradient_penalty_schedules=[c.gradient_penalty_schedule for c in losses],
+        last_step=last_step)
+
+
+def per_member(value, members: int, name: str) -> list:
+    """`value` for each of `members` members: one value shared, or a sequence of one per
+    member (its length checked; `name` says what it is)."""
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        if len(value) != members:
+            raise ValueError(f"{name}: {len(value)} values for {members} members")
+        return list(value)
+    return [value] * members
 
 
 class MemberLosses:

@@ -27,7 +27,7 @@ from .checkpoint import check_layout, training_state
 from .ema import EMA
 from .gan_config import GANTrainConfig, LossConfig
 from .hooks import Hook
-from .member_losses import BLOCK, DATA, LATENT, DiscriminatorPart, MemberLosses
+from .member_losses import BLOCK, DATA, LATENT, DiscriminatorPart, MemberLosses, per_member
 from .rng import CounterRNG
 from .runtime import TrainingDiverged, make_adam, stream_seed, unwrapped
 
@@ -59,8 +59,8 @@ class GANTrainer:
         capture: run each step as device-only ops, recorded as a CUDA graph on CUDA
             (`captured_step`); equal to the plain step to float tolerance.
 
-    Levers are data of the config: schedules of alpha, mix_prob (`loss`) and the learning
-    rate (`train`), the gradient penalty (`loss`), EMA (`train`).
+    Levers are data of the config: schedules of alpha, mix_prob, the gradient penalty's
+    weight (`loss`) and the learning rate (`train`), D's lr ratio and EMA's start (`train`).
 
     Members' losses are summed (not averaged), so member k's gradients, Adam updates and
     random draws are those of a run of one with member k's seed and settings.
@@ -94,16 +94,16 @@ class GANTrainer:
         if net_members != self.members:
             raise ValueError(f"{len(self.seeds)} seeds for networks of {net_members} member(s)")
         self.real_data = real_data
-        self.losses = MemberLosses(_per_member(loss, self.members, "loss"), self.device,
+        self.losses = MemberLosses(per_member(loss, self.members, "loss"), self.device,
                                    last_step=train.steps)
         self.latent_dim, self.cfg = latent_dim, train
         self.rng = CounterRNG([stream_seed(s, "train") for s in self.seeds], self.device,
                               stride=BLOCK)
         self.draws = 0  # counters of `rng` used so far: BLOCK per D or G step
         self.opt_g = make_adam(self.G.parameters(), train.lr, train.betas)
-        self.opt_d = make_adam(self.D.parameters(), train.lr, train.betas)
+        self.opt_d = make_adam(self.D.parameters(), train.lr * train.d_lr_ratio, train.betas)
         decay = train.ema if ema_decay is None else ema_decay
-        self.ema = EMA(self.G, decay) if decay else None  # evaluated and drawn when present
+        self.ema = EMA(self.G, decay, train.ema_start) if decay else None  # evaluated, drawn
         self.step = 0  # generator iterations done
         # member -> generator step at which its losses first went non-finite (-1: never)
         self.diverged_at = torch.full((self.members,), -1, dtype=torch.int64,
@@ -147,8 +147,8 @@ class GANTrainer:
         real = self.real_data(self.rng, counter + DATA, self.cfg.batch_size)
         with torch.no_grad(), self.autocast():
             fake = self.apply(unwrapped(self.G), self.latents(counter))
-        parts = self.losses.parts(self.rng, counter, real, fake.to(real.dtype), self.step,
-                                  None if self.clock is None else self.clock.step)
+        clock = None if self.clock is None else self.clock.step
+        parts = self.losses.parts(self.rng, counter, real, fake.to(real.dtype), self.step, clock)
         if self.losses.penalized:
             self.losses.requires_inputs_grad(parts)
         with self.autocast():
@@ -156,7 +156,7 @@ class GANTrainer:
         losses = self.losses.d_loss(parts, outputs)
         objective = losses
         if self.losses.penalized:
-            objective = losses + self.losses.penalty(parts, outputs)
+            objective = losses + self.losses.penalty(parts, outputs, self.step, clock)
         self.opt_d.zero_grad(set_to_none=True)
         objective.sum().backward()
         self.opt_d.step()
@@ -188,15 +188,20 @@ class GANTrainer:
             d_loss = self.d_step()
         losses = {"d_loss": d_loss, "g_loss": self.g_step()}
         if self.ema is not None:
-            self.ema.update(self.G)
+            self.ema.update(self.G, self.step if self.clock is None else self.clock.step)
         return losses
 
-    def set_lr(self, lr: float | Tensor | None = None, *, capturable: bool = False) -> None:
-        """Adam's lr for D and G: the schedule's at this step, or a captured step's tensor."""
+    def set_lr(self, lr: float | Tensor | None = None, d_lr: float | Tensor | None = None, *,
+               capturable: bool = False) -> None:
+        """Adam's lr for G and D (lr * `train.d_lr_ratio`): the schedule's at this step, or a
+        captured step's tensors."""
         if lr is None:
             lr = self.cfg.lr * self.cfg.lr_schedule.multiplier(self.step, self.cfg.steps)
-        for group in (*self.opt_d.param_groups, *self.opt_g.param_groups):
-            group["lr"], group["capturable"] = lr, capturable
+        if d_lr is None:
+            d_lr = lr * self.cfg.d_lr_ratio
+        for opt, value in ((self.opt_d, d_lr), (self.opt_g, lr)):
+            for group in opt.param_groups:
+                group["lr"], group["capturable"] = value, capturable
 
     def sampler(self) -> nn.Module:
         """The generator to evaluate and draw: the EMA weights when averaged, else G."""
@@ -340,11 +345,3 @@ def _outputs(out: Tensor, members: int, n: int) -> Tensor:
         raise ValueError(f"the discriminator must return one raw output per sample; got shape "
                          f"{tuple(out.shape)} for {n} samples")
     return out.reshape(members, n)
-
-
-def _per_member(value, members: int, name: str) -> list:
-    if isinstance(value, Sequence) and not isinstance(value, str):
-        if len(value) != members:
-            raise ValueError(f"{name}: {len(value)} values for {members} members")
-        return list(value)
-    return [value] * members
