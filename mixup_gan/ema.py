@@ -14,7 +14,8 @@ from .runtime import unwrapped
 
 
 class EMA:
-    """`module` holds the averaged weights (eval mode, no gradients)."""
+    """`module` holds the averaged weights (eval mode, no gradients); they average from
+    generator step `start` on (0: from the start)."""
 
     def __init__(self, net: nn.Module, decay: float, start: int = 0) -> None:
         self.decay, self.start = decay, start
@@ -26,12 +27,15 @@ class EMA:
         before it; a device tensor in a captured step). Until step `start` the average is
         copied from them: a lerp with weight 1 returns its end exactly."""
         live = unwrapped(net)
-        weight: float | Tensor = 1.0 - self.decay
-        if isinstance(step, Tensor) and self.start:
-            weight = torch.where(step < self.start, 1.0, weight).float()
-        elif self.start and step < self.start:
-            weight = 1.0
-        torch._foreach_lerp_(list(self.module.parameters()), list(live.parameters()), weight)
+        averages, values = list(self.module.parameters()), list(live.parameters())
+        if not self.start:
+            torch._foreach_lerp_(averages, values, 1.0 - self.decay)
+        elif isinstance(step, Tensor):  # a device weight (a foreach lerp would read it back)
+            weight = torch.where(step < self.start, 1.0, 1.0 - self.decay).to(averages[0].dtype)
+            for average, value in zip(averages, values, strict=True):
+                average.lerp_(value, weight)
+        else:
+            torch._foreach_lerp_(averages, values, 1.0 if step < self.start else 1.0 - self.decay)
         for average, buffer in zip(self.module.buffers(), live.buffers(), strict=True):
             average.copy_(buffer)
 
