@@ -99,8 +99,9 @@ def test_a_schedule_override_keeps_the_keys_it_does_not_name(tmp_path):
         assert load_config(path, ToyConfig, [override]).train.lr_schedule == replace(
             kept, kind="cosine")
     assert section_paths(ToyConfig) == {"data", "model", "loss", "loss.alpha_schedule",
-                                        "loss.mix_prob_schedule", "train", "train.lr_schedule",
-                                        "eval", "output"}
+                                        "loss.mix_prob_schedule",
+                                        "loss.gradient_penalty_schedule", "train",
+                                        "train.lr_schedule", "eval", "output"}
 
 
 @pytest.mark.parametrize(
