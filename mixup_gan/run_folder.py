@@ -15,6 +15,7 @@ import json
 import math
 import os
 import shutil
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -317,10 +318,19 @@ def config_differences(old: dict, new: dict, schema, *, members: bool = False) -
             if k in new:
                 out += [f"{k}: {d}" for d in config_differences(old[k], new[k], schema)]
         return out
-    a, b = _flatten(old), _flatten(new)
+    # A key that an older version did not write trains as its default does (options are
+    # added with defaults that leave training unchanged), so it is filled in before comparing.
+    defaults = _defaults(schema)
+    a, b = {**defaults, **_flatten(old)}, {**defaults, **_flatten(new)}
     keys = sorted(set(a) | set(b))
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in keys
             if a.get(k) != b.get(k) and _trains(k, a, b, schema)]
+
+
+@cache
+def _defaults(schema) -> dict[str, Any]:
+    """The schema's default config, flattened (read it, never change it: it is cached)."""
+    return _flatten(config_to_dict(schema()))
 
 
 def _trains(key: str, old: dict, new: dict, schema) -> bool:

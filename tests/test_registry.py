@@ -272,3 +272,25 @@ def test_a_key_the_schema_no_longer_has_keeps_its_sections_mark():
     new = config_to_dict(ToyConfig())
     old = {**new, "eval": {**new["eval"], "gone": 1}, "train": {**new["train"], "old": 2}}
     assert config_differences(old, new, ToyConfig) == ["train.old: 2 -> None"]
+
+
+@pytest.mark.parametrize("schema", [ToyConfig, ImageConfig, ClassifyConfig])
+def test_a_key_an_older_version_did_not_write_resumes_at_its_default(schema):
+    """A checkpoint written before an option existed (`train.ema_start`, a loss schedule)
+    resumes when the new config leaves the option at its default, and refuses, naming the
+    key, when it sets another value; a written key that differs still refuses."""
+    from mixup_gan.run_folder import config_differences
+
+    new = config_to_dict(schema())
+    old = {**new, "train": {k: v for k, v in new["train"].items() if k != "batch_size"}}
+    assert config_differences(old, new, schema) == []
+    changed = {**new, "train": {**new["train"], "batch_size": 3}}
+    assert config_differences(old, changed, schema) == [
+        f"train.batch_size: {new['train']['batch_size']!r} -> 3"]
+    assert config_differences(changed, new, schema) == [
+        f"train.batch_size: 3 -> {new['train']['batch_size']!r}"]
+    if schema is ToyConfig:
+        late = {**new, "train": {**new["train"], "ema": 0.99, "ema_start": 500}}
+        old_toy = {**new, "train": {k: v for k, v in new["train"].items() if k != "ema_start"}}
+        assert config_differences(old_toy, late, schema) == [
+            "train.ema: 0.0 -> 0.99", "train.ema_start: 0 -> 500"]

@@ -1,0 +1,199 @@
+"""The image study's table: FID and KID of every finished run, measured in the feature space of
+a small classifier trained on the dataset itself, plus a side-by-side sample figure.
+
+Inception features run at about 10 images/s on the 2-core CPU (`mixup-gan fid`'s fp32 path,
+both cores), so 10,000 generated images per run cost ~17 minutes of the whole machine; a
+classifier trained on the same 28x28 images (a LeNet, two
+epochs, ~90% test accuracy on Fashion-MNIST) gives features in seconds. The statistics are
+torch-fidelity's own (`fid_features_to_statistics`, `fid_statistics_to_metric`,
+`kid_features_to_metric`); only the feature extractor differs, so the numbers compare runs
+with each other, not with published Inception FIDs. The floor is printed too: the same metric
+between 10,000 real training images and the 10,000 test images.
+
+Runs are the folders `scripts/image_study.sh` writes (`<arch>_<loss>_<arm>_seed<k>`); a run
+without `summary.json` (unfinished) is listed as such and left out of the means. Each run's
+generator is its EMA (what `mixup-gan sample` and `mixup-gan fid` draw), sampled with a fixed
+noise seed.
+Usage: python scripts/image_study_report.py [--runs runs/image_study/fashion-mnist]
+           [--dataset fashion-mnist] [--data-root data] [--n 10000] [--out DIR]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import torch  # noqa: E402
+from torch import Tensor, nn  # noqa: E402
+from torch_fidelity.metric_fid import (  # noqa: E402
+    fid_features_to_statistics,
+    fid_statistics_to_metric,
+)
+from torch_fidelity.metric_kid import kid_features_to_metric  # noqa: E402
+
+from mixup_gan.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from mixup_gan.datasets import idx_pixels  # noqa: E402
+from mixup_gan.image.generator import load_generator  # noqa: E402
+
+RUN_NAME = re.compile(r"(?P<arch>\w+?)_(?P<loss>bce|hinge)_(?P<arm>\w+)_seed(?P<seed>\d+)$")
+ARMS = ("erm", "mixup", "levers")
+
+
+class LeNet(nn.Module):
+    """32x32 single-channel images in [-1, 1] -> 10 logits; `features` is the 128-d layer."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU(),
+        )
+        self.head = nn.Linear(128, 10)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.head(self.body(x))
+
+    @torch.no_grad()
+    def features(self, x: Tensor, batch: int = 1000) -> Tensor:
+        self.eval()
+        return torch.cat([self.body(x[i:i + batch]) for i in range(0, len(x), batch)]).double()
+
+
+def pixels(dataset: str, root: str, train: bool) -> tuple[Tensor, Tensor]:
+    """The split at 32x32 as the GANs see it, in [-1, 1], and its labels."""
+    from mixup_gan.datasets import idx_split
+    images = idx_pixels(dataset, root, train=train, size=32, download=False).float()
+    return images / 127.5 - 1, idx_split(dataset, root, train=train, download=False)[1].long()
+
+
+def feature_net(path: Path, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]) -> LeNet:
+    """Load the feature net from `path`, or train it (seed 0, 2 epochs of Adam) and save it."""
+    net = LeNet()
+    if path.is_file():
+        net.load_state_dict(load_checkpoint(path)["net"])
+        return net
+    torch.manual_seed(0)
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-3)
+    x, y = train
+    for _epoch in range(2):
+        net.train()
+        for idx in torch.randperm(len(x)).split(128):
+            loss = nn.functional.cross_entropy(net(x[idx]), y[idx])
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+    with torch.no_grad():
+        net.eval()
+        accuracy = float((net(test[0]).argmax(1) == test[1]).float().mean())
+    print(f"feature net: test accuracy {accuracy:.4f} (2 epochs, seed 0) -> {path}")
+    save_checkpoint({"net": net.state_dict(), "test_accuracy": accuracy}, path)
+    return net
+
+
+def distances(features: Tensor, reference: Tensor, reference_stats: dict) -> dict:
+    fid = fid_statistics_to_metric(fid_features_to_statistics(features), reference_stats,
+                                   verbose=False)["frechet_inception_distance"]
+    kid = kid_features_to_metric(features, reference, kid_subsets=100, kid_subset_size=1000,
+                                 rng_seed=0, verbose=False)
+    return {"fid": fid, "kid": kid["kernel_inception_distance_mean"]}
+
+
+@torch.no_grad()
+def draw(checkpoint: Path, n: int, seed: int = 0) -> Tensor:
+    G, latent_dim = load_generator(checkpoint)
+    z = torch.randn(n, latent_dim, generator=torch.Generator().manual_seed(seed))
+    return torch.cat([G(z[i:i + 500]) for i in range(0, n, 500)]).clamp(-1, 1)
+
+
+def mean_std(values: list[float]) -> str:
+    if len(values) < 2:
+        return f"{values[0]:.2f}" if values else "-"
+    return f"{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f}"
+
+
+def sample_figure(runs: dict[str, Path], path: Path) -> None:
+    """8x8 samples of each arm's first finished seed, side by side (same noise)."""
+    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.4))
+    for ax, (label, checkpoint) in zip(axes if len(runs) > 1 else [axes], runs.items(), strict=True):
+        x = (draw(checkpoint, 64, seed=1) + 1) / 2
+        grid = x.reshape(8, 8, 32, 32).permute(0, 2, 1, 3).reshape(256, 256)
+        ax.imshow(grid.numpy(), cmap="gray", vmin=0, vmax=1)
+        ax.set_title(label, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, default=Path("runs/image_study/fashion-mnist"))
+    parser.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "mnist"))
+    parser.add_argument("--data-root", default="data")
+    parser.add_argument("--n", type=int, default=10000, help="generated images per run")
+    parser.add_argument("--out", type=Path, help="where the table, JSON and figure go "
+                        "(default: the runs folder)")
+    args = parser.parse_args()
+    out = args.out or args.runs
+    out.mkdir(parents=True, exist_ok=True)
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    train, test = pixels(args.dataset, args.data_root, True), pixels(args.dataset,
+                                                                     args.data_root, False)
+    net = feature_net(args.runs / f"feature_net_{args.dataset}.pt", train, test)
+    reference = net.features(test[0])
+    reference_stats = fid_features_to_statistics(reference)
+    real = train[0][torch.randperm(len(train[0]), generator=torch.Generator().manual_seed(0))
+                    [:len(test[0])]]
+    floor = distances(net.features(real), reference, reference_stats)
+    print(f"floor (10,000 real training images vs the test set): FID {floor['fid']:.3f}, "
+          f"KID {floor['kid']:.5f}")
+    results, unfinished = [], []
+    for folder in sorted(p for p in args.runs.iterdir() if p.is_dir()):
+        match = RUN_NAME.match(folder.name)
+        if not match:
+            continue
+        if not (folder / "summary.json").is_file():
+            unfinished.append(folder.name)
+            continue
+        scores = distances(net.features(draw(folder / "checkpoint.pt", args.n)), reference,
+                           reference_stats)
+        row = {**match.groupdict(), "seed": int(match["seed"]), "run": folder.name, **scores}
+        results.append(row)
+        print(f"{folder.name}: FID {scores['fid']:.3f}, KID {scores['kid']:.5f}")
+    lines = ["| arch | loss | arm | seeds | FID (LeNet) | KID (LeNet) |",
+             "|---|---|---|---|---|---|"]
+    groups = sorted({(r["arch"], r["loss"], r["arm"]) for r in results},
+                    key=lambda g: (g[0], g[1], ARMS.index(g[2]) if g[2] in ARMS else 9))
+    for arch, loss, arm in groups:
+        rows = [r for r in results if (r["arch"], r["loss"], r["arm"]) == (arch, loss, arm)]
+        seeds = ", ".join(str(r["seed"]) for r in rows)
+        lines.append(f"| {arch} | {loss} | {arm} | {seeds} | "
+                     f"{mean_std([r['fid'] for r in rows])} | "
+                     f"{mean_std([r['kid'] for r in rows])} |")
+    lines.append(f"| real train vs test | | | | {floor['fid']:.2f} | {floor['kid']:.2f} |")
+    table = "\n".join(lines) + "\n\nUnfinished: " + (", ".join(unfinished) or "none")
+    (out / "study_table.md").write_text(table + "\n")
+    (out / "study.json").write_text(json.dumps({"floor": floor, "runs": results,
+                                                "unfinished": unfinished, "n": args.n}, indent=1))
+    print(table)
+    firsts = {}
+    for arch, loss, arm in groups:
+        first = min((r for r in results if (r["arch"], r["loss"], r["arm"]) == (arch, loss, arm)),
+                    key=lambda r: r["seed"])
+        firsts[f"{arch} {loss} {arm} seed {first['seed']}"] = args.runs / first["run"] / \
+            "checkpoint.pt"
+    if firsts:
+        sample_figure(firsts, out / "study_samples.png")
+        print(f"wrote {out / 'study_samples.png'}")
+
+
+if __name__ == "__main__":
+    main()
