@@ -121,8 +121,8 @@ def mean_std(values: list[float]) -> str:
 
 def sample_figure(runs: dict[str, Path], path: Path) -> None:
     """8x8 samples of each arm's first finished seed, side by side (same noise)."""
-    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.4))
-    for ax, (label, checkpoint) in zip(axes if len(runs) > 1 else [axes], runs.items(), strict=True):
+    fig, axes = plt.subplots(1, len(runs), figsize=(3.2 * len(runs), 3.4), squeeze=False)
+    for ax, (label, checkpoint) in zip(axes[0], runs.items(), strict=True):
         x = (draw(checkpoint, 64, seed=1) + 1) / 2
         grid = x.reshape(8, 8, 32, 32).permute(0, 2, 1, 3).reshape(256, 256)
         ax.imshow(grid.numpy(), cmap="gray", vmin=0, vmax=1)
