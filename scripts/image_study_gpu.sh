@@ -4,7 +4,8 @@
 # folders (metrics, sample grids, checkpoints to resume from) copied out under $OUT as
 # image_study.tar.gz.partNN (15 MiB pieces). Untested on a GPU so far: STEPS is sized from
 # an H100 figure (a DCGAN step of this width on 32x32 digits: ~7,200 images/s
-# alone), not measured. Reading FID is done afterwards on a CPU with the real Inception:
+# alone), not measured. The study's table (FID and KID in a LeNet feature space,
+# scripts/image_study_report.py) is written to $OUT; Inception FID is read afterwards on a CPU:
 #   mixup-gan fid RUN/checkpoint.pt fashion-mnist-test --datasets-root data --metrics fid,kid
 # Data travel in as the .gz files only (30 MB; decompressed they exceed what can travel):
 #   mkdir -p data/FashionMNIST/raw && cp ROOT/FashionMNIST/raw/*.gz data/FashionMNIST/raw/
@@ -34,6 +35,8 @@ done
 status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=$?; done  # 124: stopped at BUDGET
 tail -n 4 "$RUNS"/log_*.txt
+${PYTHON:-python3} scripts/image_study_report.py --runs "$RUNS/$DATASET" --dataset "$DATASET" \
+  --data-root "$DATA_ROOT" --out "$OUT" || status=$?
 tar czf - --exclude=tensorboard "$RUNS" | split -b 15M -d - "$OUT/image_study.tar.gz.part"
 ls -l "$OUT"
 echo "runs ended with status $status (124: the budget ran out; rerun with $RUNS carried in)"
