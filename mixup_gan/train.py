@@ -56,8 +56,11 @@ class GANTrainer:
 
     Levers are data of the config: schedules of alpha, mix_prob, the gradient penalty's
     weight (`loss`) and the learning rate (`train`), D's lr ratio and EMA's start (`train`).
-    The step is `gan_step` (a `GANStep`); a subclass of `GANStep` changes it.
+    The step is `gan_step`, a `step_class` (`GANStep`): a trainer subclass that sets
+    `step_class` to a subclass of `GANStep` changes the step.
     """
+
+    step_class: type[GANStep] = GANStep
 
     def __init__(
         self,
@@ -76,9 +79,10 @@ class GANTrainer:
     ) -> None:
         self.device = torch.device(device)
         self.seeds = list(seeds) if seeds is not None else [train.seed]
-        self.gan_step = GANStep(generator, discriminator, real_data, latent_dim=latent_dim,
-                                loss=loss, train=train, seeds=self.seeds, device=self.device,
-                                autocast=autocast, ema_decay=ema_decay)
+        self.gan_step = self.step_class(
+            generator, discriminator, real_data, latent_dim=latent_dim, loss=loss,
+            train=train, seeds=self.seeds, device=self.device, autocast=autocast,
+            ema_decay=ema_decay)
         self.members, self.cfg = len(self.seeds), train
         self.draws = 0  # counters of the step's random streams used so far
         self.step = 0  # generator iterations done

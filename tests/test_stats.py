@@ -290,3 +290,28 @@ def test_gan_and_classifier_trainers_run_the_one_loop(tmp_path, tiny_config, mon
     assert "classify" in err and "loss=" in err  # the loop's progress bar, with the loss
     run_toy(tiny_config("train.steps=5"), "toy")
     assert driven == [("ClassifierTrainer", 1), ("GANTrainer", 50)]
+
+
+def test_a_members_stats_are_those_of_a_run_of_one():
+    """Member k's means and keys (which parts it was scored on) equal a run of one's."""
+    from test_sweep import MODEL
+
+    from mixup_gan.toy.data import grid, ring
+
+    losses = [LossConfig(alpha=0.2, pairing="pool"), LossConfig(alpha=0.0),
+              LossConfig(alpha=0.3, erm_weight=0.5, gradient_penalty=1.0)]
+    dists, train = [ring(), grid(), ring()], ToyTrainConfig(batch_size=16, n_dis=2)
+
+    def means(members):
+        t = build_toy_trainer(MODEL, train, [losses[k] for k in members],
+                              [dists[k] for k in members], members, torch.device("cpu"))
+        t.fit(3, progress=False)
+        return t.pop_mean_losses()
+
+    population = means([0, 1, 2])
+    for k in range(3):
+        alone = means([k])[0]
+        assert population[k].keys() == alone.keys(), k
+        assert population[k] == pytest.approx(alone, rel=1e-4, abs=1e-6), k
+    assert "d_mixed_mean" not in population[1] and "d_real_mean" not in population[0]
+    assert "penalty" in population[2] and "penalty" not in population[0]
