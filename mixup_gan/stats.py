@@ -44,7 +44,7 @@ class Stats:
     # --- the device side: part of a step, no host read ------------------------------------
 
     def add(self, stats: dict[str, Stat]) -> None:
-        """Fold one step's stats into the sums, in place."""
+        """Fold one step's stats (detached tensors) into the sums, in place."""
         for name, value in stats.items():
             counted = None
             if isinstance(value, tuple):
@@ -54,10 +54,10 @@ class Stats:
                                               device=self.device)
                 self.counts[name] = torch.zeros_like(self.sums[name])
             if counted is None:
-                self.sums[name] += value.detach().double()
+                self.sums[name] += value.double()
                 self.counts[name] += 1
             else:
-                self.sums[name] += torch.where(counted, value.detach().double(), 0.0)
+                self.sums[name] += torch.where(counted, value.double(), 0.0)
                 self.counts[name] += counted
 
     # --- the host side: at sync points ----------------------------------------------------
