@@ -70,6 +70,8 @@ class OutputConfig:
     name: str | None = option(None, doc="run folder name; default: config file stem")
     checkpoint_every: int = option(500, gt=0, doc="generator steps (GAN runs) or epochs (classify)")
     progress: bool = option(True, doc="show a progress bar")
+    tensorboard: bool = option(False, doc="also write the metrics rows (and image samples) "
+                               "to <run>/tensorboard; needs the tensorboard package")
 
 
 # --- loading --------------------------------------------------------------------------------

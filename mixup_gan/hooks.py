@@ -1,7 +1,8 @@
 """When a training loop calls back: every N steps, at given steps, after the last step.
 
-The GAN loop and the classifier loop take the same hooks, and the run skeleton adds its
-checkpoint hook to them.
+The one loop (`loop.py`) calls them for GAN and classifier trainers alike, and the run
+skeleton adds its checkpoint hook to them. A hook logs into the step's row through the
+trainer's stats channel (`trainer.stats.drain()`, `trainer.stats.log({...})`).
 """
 
 from __future__ import annotations

@@ -6,7 +6,9 @@ A run kind builds its trainer (anything with `step`, `fit(steps, hooks, progress
 `state_dict()` and `load_state_dict()`) and its hooks, and describes itself in a `Run`;
 `execute` does the rest the same way for all: one checkpoint hook, one divergence message,
 one summary (each metric's last logged value plus what the kind adds), and nothing rewritten when a
-finished run is started again.
+finished run is started again. A trainer with a stats channel (`stats.Stats`, as the GAN and
+classifier trainers have) gets its writers here: its merged rows go to `metrics.jsonl` and,
+with `output.tensorboard`, to TensorBoard; the summary reads the same rows.
 """
 
 from __future__ import annotations
@@ -23,9 +25,13 @@ from .checkpoint import check_layout, check_state, load_checkpoint
 from .hooks import Hook
 from .run_folder import RunFolder
 from .runtime import TrainingDiverged
+from .stats import board_writer, open_tensorboard
 
 
 class Trainer(Protocol):
+    """What the skeleton drives; a `stats` channel (`stats.Stats`) is optional: a trainer
+    without one writes its own rows."""
+
     step: int
 
     def fit_iter(self, steps: int, hooks: list[Hook], *, progress: bool) -> Iterator[None]:
@@ -43,7 +49,8 @@ class Run:
     `record` is what the folder keeps as the run's config (a config, or `{member id:
     config}` with `members=True`); `hooks()` is called after the restore (a hook may read
     what the folder holds); `summarize(rows)` adds the kind's entries to the summary;
-    `rate = (key, scale)` names the speed figure: `scale` units per step per second.
+    `rate = (key, scale)` names the speed figure: `scale` units per step per second;
+    `tensorboard` (`output.tensorboard`) also writes the rows to `<run>/tensorboard`.
     Under DDP every process runs `execute`; only the `main` one writes the folder.
     """
 
@@ -61,6 +68,7 @@ class Run:
     rate: tuple[str, float] = ("iterations_per_second", 1.0)
     main: bool = True
     barrier: Callable[[], None] = field(default=lambda: None)
+    tensorboard: bool = False
 
 
 def execute(run: Run) -> dict:
@@ -71,6 +79,9 @@ def execute(run: Run) -> dict:
 def execute_iter(run: Run) -> Generator[None, None, dict]:
     """`execute` one step at a time: yields after each training step, returns the summary."""
     folder, trainer = run.folder, run.trainer
+    stats, board = getattr(trainer, "stats", None), None
+    if run.tensorboard and run.main:
+        open_tensorboard(None)  # a missing package is named before anything is written
     try:
         state = None
         if run.main:
@@ -85,8 +96,15 @@ def execute_iter(run: Run) -> Generator[None, None, dict]:
             trainer.load_state_dict(state)
         if run.main and folder.finished and (summary := folder.read_summary()) is not None:
             return summary  # nothing to train: the run folder stays as it is
+        if stats is not None and run.main:
+            stats.writers.append(lambda rows: [folder.log(row) for row in rows])
+            if run.tensorboard:
+                board = stats.board = open_tensorboard(folder.path / "tensorboard")
+                stats.writers.append(board_writer(board))
 
         def checkpoint(t: Trainer) -> None:
+            if stats is not None:  # this step's rows are written before its checkpoint
+                stats.flush(t.step)
             if run.main:
                 folder.save(t.state_dict(), run.record)
 
@@ -111,6 +129,8 @@ def execute_iter(run: Run) -> Generator[None, None, dict]:
         folder.write_summary(summary)
         return summary
     finally:
+        if board is not None:
+            board.close()
         folder.close()
 
 

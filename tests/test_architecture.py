@@ -13,8 +13,9 @@ PACKAGE = Path(__file__).resolve().parent.parent / "mixup_gan"
 LAYERS = [
     ["mixup", "arguments", "checkpoint", "rng", "yaml_loader", "config_paths", "fields"],
     ["config", "mixup_options", "losses", "gan_config", "member_losses", "runtime", "datasets",
-     "data_fetch", "schedule", "hooks", "terms", "d_checks", "frechet"],
-    ["train", "captured_step", "run_folder", "runs", "distributed", "ema", "shipped"],
+     "data_fetch", "schedule", "hooks", "terms", "d_checks", "frechet", "stats", "loop"],
+    ["train", "gan_step", "captured_step", "run_folder", "runs", "distributed", "ema",
+     "shipped"],
     ["fid", "toy.plots", "toy.metrics", "toy.data", "toy.nets", "toy.reference", "image.nets",
      "image.data", "classify.data", "classify.nets",
      "toy.config", "image.config", "classify.config"],  # schemas: choices from the registries

@@ -108,20 +108,20 @@ def test_checkpoints_move_between_captured_and_plain_runs(device):
 def test_a_captured_step_never_waits_for_the_host(device):
     t = trainer(True, device)
     for _ in range(WARMUP + 1):  # warm up and record
-        t.clock.run(t)
+        t.run_step()
     if device == "cuda":
         torch.cuda.synchronize()
         torch.cuda.set_sync_debug_mode("error")
         try:
             for _ in range(4):
-                t.clock.run(t)
+                t.run_step()
         finally:
             torch.cuda.set_sync_debug_mode("default")
     else:
         from test_engine import OpCounter
         with OpCounter() as counter:
             for _ in range(4):
-                t.clock.run(t)
+                t.run_step()
         assert counter.host_reads == []
 
 

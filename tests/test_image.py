@@ -244,11 +244,18 @@ def test_tensorboard_logging_when_installed(image_config, tmp_path):
     pytest.importorskip("tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    run_image(image_config("train.steps=3"), "board")
+    run_image(image_config("train.steps=3", "output.tensorboard=true"), "board")
     events = EventAccumulator(str(tmp_path / "board" / "tensorboard"))
     events.Reload()
     assert [e.step for e in events.Scalars("loss/d_loss")] == [3]
     assert "samples" in events.Tags()["images"]
+    row = json.loads((tmp_path / "board" / "metrics.jsonl").read_text().splitlines()[-1])
+    for key in ("g_loss", "d_mixed_mean"):  # the same rows as metrics.jsonl
+        tag = "loss/g_loss" if key == "g_loss" else f"stats/{key}"
+        assert [(e.step, e.value) for e in events.Scalars(tag)] == [
+            (3, pytest.approx(row[key], rel=1e-6))]
+    run_image(image_config("train.steps=3"), "off")  # output.tensorboard: false by default
+    assert not (tmp_path / "off" / "tensorboard").exists()
 
 
 @pytest.mark.parametrize("arch", ["dcgan", "sn_resnet"])

@@ -17,7 +17,7 @@ import torch
 from test_engine import OpCounter
 
 from mixup_gan.gan_config import LossConfig
-from mixup_gan.member_losses import MemberLosses
+from mixup_gan.member_losses import BLOCK, MemberLosses
 from mixup_gan.rng import CounterRNG
 from mixup_gan.schedule import Schedule
 from mixup_gan.toy.config import ToyModelConfig, ToyTrainConfig
@@ -163,10 +163,10 @@ def test_the_ratio_reaches_adams_step():
     lr, ratio = 0.01, 0.25
     t = build([LossConfig(alpha=0.2)], lr=lr, d_lr_ratio=ratio, n_dis=1)
     before = weights(t)
-    t.d_step()
+    t.gan_step.d_step(0, 0)  # counter block 0, generator step 0
     moved = max(float((v - before[f"D.{n}"]).abs().max()) for n, v in t.D.state_dict().items())
     assert moved == pytest.approx(lr * ratio, rel=1e-3)
-    t.g_step()
+    t.gan_step.g_step(BLOCK)
     moved = max(float((v - before[f"G.{n}"]).abs().max()) for n, v in t.G.state_dict().items())
     assert moved == pytest.approx(lr, rel=1e-3)
 
@@ -226,7 +226,7 @@ def test_toy_runs_with_late_levers_resume_exactly(tiny_config, tmp_path):
 def test_ops_per_step_with_late_levers_do_not_grow_with_members(capture):
     def ops(members):
         t = build(LATE_LOSSES * (members // 2), capture, steps=100, **LATE)
-        one = (lambda: t.clock.run(t)) if capture else (lambda: step(t))
+        one = t.run_step if capture else (lambda: step(t))
         one()
         with OpCounter() as counter:
             for _ in range(6):  # across ema_start (4)

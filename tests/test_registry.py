@@ -15,7 +15,8 @@ from mixup_gan.image.config import ImageConfig
 from mixup_gan.run_folder import RunFolder, claim_folder
 from mixup_gan.toy.config import ToyConfig
 
-OUTPUT = {"output.dir", "output.name", "output.checkpoint_every", "output.progress"}
+OUTPUT = {"output.dir", "output.name", "output.checkpoint_every", "output.progress",
+          "output.tensorboard"}
 # The README's "What happens when": more steps (epochs), eval.*, output.*, train.device,
 # data.reference / data.root (and what only says where data is or how it is read) continue
 # a run; every other key refuses the resume, naming itself.

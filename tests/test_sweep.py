@@ -44,7 +44,7 @@ def member_state(trainer, k):
 def first_d_step(train, losses, dists, seeds, device):
     """One D step from the initial weights: the members' losses and D's gradients."""
     trainer = build_toy_trainer(MODEL, train, losses, dists, seeds, torch.device(device))
-    loss = trainer.d_step()
+    loss = trainer.gan_step.d_step(0, 0)["d_loss"]  # counter block 0, generator step 0
     return loss, {name: p.grad for name, p in trainer.D.named_parameters()}
 
 

@@ -7,6 +7,7 @@ import torch
 
 from mixup_gan.checkpoint import CheckpointError, load_checkpoint
 from mixup_gan.config import ConfigError
+from mixup_gan.gan_step import GANStep
 from mixup_gan.hooks import Hook
 from mixup_gan.runtime import TrainingDiverged
 from mixup_gan.toy.runner import run_toy
@@ -96,13 +97,15 @@ def test_resume_with_a_different_config_names_the_keys(tiny_config):
 
 def test_divergence_stops_naming_the_step_and_keeps_the_checkpoint(tiny_config, tmp_path,
                                                                     monkeypatch):
-    original = GANTrainer.d_step
+    original = GANStep.d_step
 
-    def nan_from_step_7(self):
-        loss = original(self)
-        return loss * float("nan") if self.step >= 6 else loss
+    def nan_from_step_7(self, counter, step, *args, **kwargs):
+        stats = original(self, counter, step, *args, **kwargs)
+        if step >= 6:
+            stats["d_loss"] = stats["d_loss"] * float("nan")
+        return stats
 
-    monkeypatch.setattr(GANTrainer, "d_step", nan_from_step_7)
+    monkeypatch.setattr(GANStep, "d_step", nan_from_step_7)
     with pytest.raises(TrainingDiverged, match=r"generator step 7.*last good checkpoint"):
         run_toy(tiny_config(), "diverged")
     state = load_checkpoint(tmp_path / "runs" / "diverged" / "checkpoint.pt")
@@ -125,7 +128,7 @@ def test_generator_step_leaves_discriminator_untouched(tiny_config):
         latent_dim=2, loss=cfg.loss, train=cfg.train,
     )
     before = {k: v.clone() for k, v in trainer.D.state_dict().items()}
-    trainer.g_step()
+    trainer.gan_step.g_step(0)
     assert_same_weights(before, trainer.D.state_dict())
     assert all(p.grad is None for p in trainer.D.parameters())
     assert all(p.requires_grad for p in trainer.D.parameters())

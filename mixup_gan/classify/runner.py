@@ -10,14 +10,15 @@ from collections.abc import Iterator
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
+from .. import loop
 from ..checkpoint import check_layout, training_state
 from ..hooks import Hook
 from ..mixup import mixup_batch
 from ..run_folder import RunFolder
 from ..runs import Run, execute
 from ..runtime import TrainingDiverged, bf16_autocast, resolve_device, stream_seed
+from ..stats import Stats
 from .config import ClassifyConfig
 from .data import ClassificationData, Split, load_data
 from .nets import CLASSIFIERS
@@ -84,8 +85,10 @@ def train_loss(model: nn.Module, x: Tensor, y: Tensor, cfg: ClassifyConfig, num_
 class ClassifierTrainer:
     """SGD with step decay on ERM, mixup or CutMix batches; `step` counts epochs.
 
-    The same shape as the GAN loop (`fit(steps, hooks)`, `state_dict`), so the one run
-    skeleton drives it.
+    The one loop (`loop.fit_iter`, a sync point after every epoch) and the one run skeleton
+    drive it, as they drive the GAN trainer. An epoch reads nothing back to the host: its
+    mean loss goes to the stats channel as `train_loss`, and the first non-finite batch loss
+    is kept on the device for the divergence check.
     """
 
     def __init__(self, config: ClassifyConfig, data: ClassificationData,
@@ -101,11 +104,17 @@ class ClassifierTrainer:
                                                              train.gamma)
         self.rng = torch.Generator().manual_seed(stream_seed(train.seed, "train"))
         self.autocast = bf16_autocast(device, train.amp)
-        self.step, self.best, self.train_loss = 0, math.inf, math.nan
+        self.step, self.best = 0, math.inf
+        self.stats = Stats(1, device)
+        self.last_loss = torch.full((), math.nan, dtype=torch.float64, device=device)
+        # the batch (1-based) and loss of the first non-finite batch loss (-1: none)
+        self.bad_batch = torch.full((), -1, dtype=torch.int64, device=device)
+        self.bad_loss = torch.full((), math.nan, device=device)
 
-    def train_epoch(self) -> float:
-        """One pass over the training set; returns the mean loss."""
-        total, count = 0.0, 0
+    def train_epoch(self) -> Tensor:
+        """One pass over the training set; returns the mean loss (a device tensor)."""
+        total = torch.zeros((), dtype=torch.float64, device=self.device)
+        count = 0
         for step, (x, y) in enumerate(batches(self.data.train, self.cfg.train.batch_size,
                                               rng=self.rng, workers=self.cfg.data.workers)):
             with self.autocast():
@@ -114,34 +123,41 @@ class ClassifierTrainer:
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise TrainingDiverged(f"training diverged at epoch {self.step + 1}, step "
-                                       f"{step + 1}: loss {value}")
-            total, count = total + value * len(x), count + len(x)
+            value = loss.detach()
+            bad = ~torch.isfinite(value) & (self.bad_batch < 0)
+            self.bad_batch.copy_(torch.where(bad, step + 1, self.bad_batch))
+            self.bad_loss.copy_(torch.where(bad, value.float(), self.bad_loss))
+            total += value.double() * len(x)
+            count += len(x)
         self.schedule.step()
         return total / count
 
+    def run_step(self) -> None:
+        """One epoch (the loop's step)."""
+        self.last_loss = self.train_epoch()
+        self.stats.add({"train_loss": self.last_loss.reshape(1)})
+
+    def check_finite(self) -> None:
+        """After each epoch: raise `TrainingDiverged` if a batch loss was not finite."""
+        if (batch := int(self.bad_batch)) >= 0:
+            raise TrainingDiverged(f"training diverged at epoch {self.step}, step {batch}: "
+                                   f"loss {float(self.bad_loss)}")
+
+    def postfix(self) -> dict[str, str]:
+        return {"loss": f"{float(self.last_loss):.3f}"}
+
     def fit_iter(self, steps: int, hooks=(), *, progress: bool = True) -> Iterator[None]:
         """Train to `steps` epochs, calling hooks when due; yields after each epoch."""
-        hooks = list(hooks)
-        with tqdm(total=steps, initial=self.step, desc="classify", disable=not progress,
-                  dynamic_ncols=True) as bar:
-            while self.step < steps:
-                self.train_loss = self.train_epoch()
-                self.step += 1
-                for hook in hooks:
-                    if hook.due(self.step, steps):
-                        hook.fn(self)
-                bar.set_postfix(loss=f"{self.train_loss:.3f}")
-                bar.update(1)
-                yield
+        return loop.fit_iter(self, steps, hooks, progress=progress, desc="classify")
 
     def state_dict(self) -> dict:
+        progress: dict = {"best_test_error": self.best}
+        if self.stats.sums:  # the epochs' losses since the last row
+            progress["stats"] = self.stats.state_dict()
         return training_state(
             self.step, {"model": self.model.state_dict()},
             {"model": self.opt.state_dict(), "lr_schedule": self.schedule.state_dict()},
-            self.rng.get_state(), {"best_test_error": self.best})
+            self.rng.get_state(), progress)
 
     def load_state_dict(self, state: dict) -> None:
         check_layout(state)
@@ -151,6 +167,7 @@ class ClassifierTrainer:
         self.rng.set_state(state["rng"])
         self.step = int(state["step"])
         self.best = float(state["progress"]["best_test_error"])
+        self.stats.load_state_dict(state["progress"].get("stats", {}))
 
 
 def run_classify(config: ClassifyConfig, name: str, *, overwrite: bool = False,
@@ -165,13 +182,14 @@ def run_classify(config: ClassifyConfig, name: str, *, overwrite: bool = False,
     def evaluate(t: ClassifierTrainer) -> None:
         test_error = 1.0 - accuracy(t.model, data.test, device)
         t.best = min(t.best, test_error)
-        row = {"step": t.step, "lr": t.opt.param_groups[0]["lr"], "train_loss": t.train_loss,
-               "test_error": test_error, "best_test_error": t.best}
+        t.stats.log({"lr": t.opt.param_groups[0]["lr"]})
+        t.stats.drain()  # train_loss: the mean over the epochs since the last row
+        row = {"test_error": test_error, "best_test_error": t.best}
         if config.eval.memorization:
             row["train_accuracy"] = accuracy(t.model, data.train, device)
         if memorize:  # fitted the random labels it was given?
             row["memorized"] = accuracy(t.model, data.train, device, subset=data.corrupted)
-        folder.log(row)
+        t.stats.log(row)
 
     def summarize(rows: list[dict]) -> dict:
         final = rows[-1] if rows else {}
@@ -186,4 +204,5 @@ def run_classify(config: ClassifyConfig, name: str, *, overwrite: bool = False,
                        config.output.checkpoint_every, overwrite=overwrite,
                        progress=config.output.progress,
                        hooks=lambda: [Hook(evaluate, every=config.eval.every)],
-                       summarize=summarize, rate=("epochs_per_second", 1.0)))
+                       summarize=summarize, rate=("epochs_per_second", 1.0),
+                       tensorboard=config.output.tensorboard))

@@ -23,15 +23,6 @@ from .data import load_images
 from .generator import build_image_nets, load_generator
 
 
-def tensorboard_writer(path: Path):
-    """A TensorBoard SummaryWriter when the tensorboard package is installed, else None."""
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError:
-        return None
-    return SummaryWriter(str(path))
-
-
 def run_image(config: ImageConfig, name: str, *, overwrite: bool = False) -> dict:
     """Train (or resume) one image GAN and return its summary (empty on ranks > 0)."""
     ranks, device = distributed.setup(config.train.device)
@@ -69,31 +60,26 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
         if not main:
             return []
         grids.mkdir(exist_ok=True)
-        board = tensorboard_writer(folder.path / "tensorboard")
-        out = [Hook(lambda t: log_and_draw(t, board), every=config.eval.every)]
+        out = [Hook(log_and_draw, every=config.eval.every)]
         if config.eval.fid_every:
             out.append(fid_hook(config, folder, bank, device))
         return out
 
-    def log_and_draw(t: GANTrainer, board) -> None:
-        losses = t.pop_mean_losses()[0]
-        folder.log({"step": t.step, **losses})
+    def log_and_draw(t: GANTrainer) -> None:  # the step's stats into its row, and a grid
+        t.stats.drain()
         with torch.no_grad():
             images = t.sampler().eval()(noise).float()
         t.G.train()
         save_image(images, grids / f"step_{t.step:07d}.png", nrow=8, normalize=True,
                    value_range=(-1, 1))
-        if board is not None:
-            for key, value in losses.items():
-                board.add_scalar(f"loss/{key}", value, t.step)
-            board.add_images("samples", (images[:16] + 1) / 2, t.step)
-            board.flush()
+        if t.stats.board is not None:  # output.tensorboard: the rows go there, too
+            t.stats.board.add_images("samples", (images[:16] + 1) / 2, t.step)
 
     images_per_step = config.train.batch_size * (config.train.n_dis + 1)
     return execute(Run(folder, config, trainer, config.train.steps, device,
                        config.output.checkpoint_every, overwrite=overwrite,
                        progress=config.output.progress, hooks=hooks, main=main,
-                       barrier=distributed.barrier,
+                       barrier=distributed.barrier, tensorboard=config.output.tensorboard,
                        rate=("images_per_second", images_per_step)))
 
 
@@ -144,7 +130,7 @@ def fid_hook(config: ImageConfig, folder: RunFolder, bank, device: torch.device)
         stats = evaluator.fid_statistics(GeneratorInput(model, "generator", e.fid_samples))
         t.G.train()
         fid = frechet_distance(stats, reference_stats)
-        folder.log({"step": t.step, "fid": fid})
+        t.stats.log({"fid": fid})  # into the step's one row, beside its losses
         if fid < best:
             best = fid
             folder.save({**t.state_dict(), "fid": fid}, config, name="best.pt")

@@ -89,9 +89,9 @@ def run_toy(config: ToyConfig, name: str, *, overwrite: bool = False) -> dict:
         with torch.no_grad():
             return trainer.sampler()(fixed_noise.to(device)).float().cpu()
 
-    def log_metrics(t: GANTrainer) -> None:
-        folder.log({"step": t.step, **t.pop_mean_losses()[0],
-                    **evaluate(generate(), dist, reference)})
+    def log_metrics(t: GANTrainer) -> None:  # one row: the step's stats and the metrics
+        t.stats.drain()
+        t.stats.log(evaluate(generate(), dist, reference))
 
     def snapshot(t: GANTrainer) -> None:
         grid = d_grid(t.D, dist.limit, device=device) if config.eval.contour else None
@@ -119,4 +119,5 @@ def run_toy(config: ToyConfig, name: str, *, overwrite: bool = False) -> dict:
 
     return execute(Run(folder, config, trainer, config.train.steps, device,
                        config.output.checkpoint_every, overwrite=overwrite,
-                       progress=config.output.progress, hooks=hooks, summarize=pictures))
+                       progress=config.output.progress, hooks=hooks, summarize=pictures,
+                       tensorboard=config.output.tensorboard))

@@ -38,16 +38,17 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm,
                                 dists, seeds, device)
     noise = torch.stack([eval_noise(shared.eval.n_samples, shared.model.latent_dim, s)
                          for s in seeds]).to(device)
+    trainer.stats.labels = [{"run": r.id} for r in members]  # first in each member's rows
 
     def log_metrics(t) -> None:
         with torch.no_grad():
             samples = t.sampler()(noise).float().cpu()
         diverged = t.diverged
-        for k, (run, losses) in enumerate(zip(members, t.pop_mean_losses(), strict=True)):
+        t.stats.drain()
+        for k in range(len(members)):
             metrics = (evaluate(samples[k], dists[k], references[k]) if k not in diverged
                        else {})
-            folder.log({"run": run.id, "step": t.step, **losses, **metrics,
-                        "diverged_at": diverged.get(k)})
+            t.stats.log({**metrics, "diverged_at": diverged.get(k)}, member=k)
         if t.step == shared.train.steps:  # what the sweep's snapshot figure draws
             torch.save({"ids": [r.id for r in members], "fake": samples[:, :PICTURE_POINTS],
                         "real": [r[:PICTURE_POINTS] for r in references],
@@ -66,7 +67,8 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm,
 
     return (yield from execute_iter(Run(folder, record(members), trainer, shared.train.steps,
                                         device, shared.output.checkpoint_every, overwrite=overwrite,
-                                        progress=False, members=True, hooks=hooks)))
+                                        progress=False, members=True, hooks=hooks,
+                                        tensorboard=shared.output.tensorboard)))
 
 
 SIDE_BY_SIDE = 8  # populations trained at once on CUDA unless `concurrent` says otherwise
