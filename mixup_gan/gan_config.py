@@ -25,6 +25,12 @@ class LossConfig(MixupOptions):
     gradient_penalty_schedule: Schedule = option(Schedule(), doc="the penalty's weight over "
                                                  "training (a multiplier of g)")
 
+    def check(self) -> tuple[str, str] | None:
+        if not self.gradient_penalty and not self.gradient_penalty_schedule.constant:
+            return "gradient_penalty_schedule", ("schedules a penalty of weight 0: set "
+                                                 "loss.gradient_penalty > 0")
+        return super().check()
+
 
 @dataclass
 class GANTrainConfig:

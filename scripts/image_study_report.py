@@ -24,6 +24,7 @@ import argparse
 import json
 import re
 import statistics
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -38,7 +39,8 @@ from torch_fidelity.metric_fid import (  # noqa: E402
 )
 from torch_fidelity.metric_kid import kid_features_to_metric  # noqa: E402
 
-from mixup_gan.checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
+from mixup_gan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from mixup_gan.config import ConfigError  # noqa: E402
 from mixup_gan.datasets import idx_pixels  # noqa: E402
 from mixup_gan.image.generator import load_generator  # noqa: E402
 
@@ -134,17 +136,34 @@ def sample_figure(runs: dict[str, Path], path: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, default=Path("runs/image_study/fashion-mnist"))
-    parser.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "mnist"))
-    parser.add_argument("--data-root", default="data")
-    parser.add_argument("--n", type=int, default=10000, help="generated images per run")
+    parser = argparse.ArgumentParser(
+        description="FID and KID of every finished image-study run in a LeNet feature space "
+        "trained on the dataset, with the real-vs-real floor and a sample figure.")
+    parser.add_argument("--runs", type=Path, default=Path("runs/image_study/fashion-mnist"),
+                        help="the folder holding the study's run folders")
+    parser.add_argument("--dataset", default="fashion-mnist", choices=("fashion-mnist", "mnist"),
+                        help="the runs' training set (its test split is the reference)")
+    parser.add_argument("--data-root", default="data", help="where the dataset is "
+                        "(mixup-gan data fetch DATASET --root DIR)")
+    parser.add_argument("--n", type=int, default=10000,
+                        help="generated images per run (at least 1000, KID's subset size)")
     parser.add_argument("--out", type=Path, help="where the table, JSON and figure go "
                         "(default: the runs folder)")
     args = parser.parse_args()
+    if not args.runs.is_dir():
+        parser.error(f"--runs {args.runs}: no such folder")
+    if args.n < 1000:
+        parser.error(f"--n {args.n}: at least 1000 (KID's subset size)")
+    try:
+        report(args)
+    except (ConfigError, CheckpointError, OSError) as exc:
+        print(f"image_study_report.py: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
+def report(args: argparse.Namespace) -> None:
     out = args.out or args.runs
     out.mkdir(parents=True, exist_ok=True)
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     train, test = pixels(args.dataset, args.data_root, True), pixels(args.dataset,
                                                                      args.data_root, False)
     net = feature_net(args.runs / f"feature_net_{args.dataset}.pt", train, test)
