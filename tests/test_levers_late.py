@@ -11,6 +11,7 @@ the lr (a step, a resume, a captured step).
 """
 
 import json
+import math
 
 import pytest
 import torch
@@ -91,8 +92,14 @@ def test_the_penalty_is_g_times_its_schedule_at_the_step():
     losses.requires_inputs_grad(parts)
     w = torch.tensor([0.3, -2.0])
     square = float(w.square().sum())
-    for s in (0, 3, 5, 6, 10):
-        expected = torch.tensor([2.0 * square * sch.multiplier(s, 10) for sch in schedules])
+    # The multipliers by hand: linear 1 -> 0 over steps 0..10; cosine 1 -> 0.5 over steps 2..6,
+    # final + (1 - final) * (1 + cos(pi * t)) / 2 with t the share of the way.
+    by_hand = {0: (1.0, 1.0), 3: (0.7, 0.5 + 0.25 * (1 + math.cos(math.pi / 4))),
+               5: (0.5, 0.5 + 0.25 * (1 + math.cos(3 * math.pi / 4))), 6: (0.4, 0.5),
+               10: (0.0, 0.5)}
+    for s, multipliers in by_hand.items():
+        assert [sch.multiplier(s, 10) for sch in schedules] == pytest.approx(multipliers)
+        expected = torch.tensor([2.0 * square * m for m in multipliers])
         at_step = losses.penalty(parts, [p.inputs @ w for p in parts], s)
         at_clock = losses.penalty(parts, [p.inputs @ w for p in parts], 99, torch.tensor(s))
         torch.testing.assert_close(at_step, expected)
