@@ -206,6 +206,24 @@ CASES = [
 ]
 
 
+def run_recorded(monkeypatch, cfg, runs, name: str):
+    """`run_toy(cfg, name)` with a `Recorder` on the run's own G and D: its metrics rows and
+    the recorder (`cfg.output.dir` must be `runs`)."""
+    import mixup_gan.toy.runner as runner
+
+    recorders, real_build = [], runner.build_toy_trainer
+
+    def build(*args, **kwargs):  # the run's own trainer, with hooks on its nets
+        trainer = real_build(*args, **kwargs)
+        recorders.append(Recorder(trainer.G, trainer.D))
+        return trainer
+
+    monkeypatch.setattr(runner, "build_toy_trainer", build)
+    run_toy(cfg, name)
+    rows = [json.loads(line) for line in (runs / name / "metrics.jsonl").read_text().splitlines()]
+    return rows, recorders[0]
+
+
 @pytest.mark.parametrize("overrides", CASES, ids=lambda o: ",".join(o))
 def test_logged_d_loss_is_the_formula_on_what_d_saw(tmp_path, monkeypatch, overrides):
     N, n_dis, steps = 8, 2, 12
@@ -215,21 +233,8 @@ def test_logged_d_loss_is_the_formula_on_what_d_saw(tmp_path, monkeypatch, overr
         f"train.n_dis={n_dis}", "eval.every=1", "eval.n_samples=50", "eval.snapshots=[]",
         f"output.dir={tmp_path / 'runs'}", "output.checkpoint_every=100",
         "output.progress=false", "train.device=cpu", *overrides])
-    import mixup_gan.toy.runner as runner
-
-    recorders = []
-    real_build = runner.build_toy_trainer
-
-    def build(*args, **kwargs):  # the run's own trainer, with hooks on its nets
-        trainer = real_build(*args, **kwargs)
-        recorders.append(Recorder(trainer.G, trainer.D))
-        return trainer
-
-    monkeypatch.setattr(runner, "build_toy_trainer", build)
-    run_toy(cfg, "formula")
-    rows = [json.loads(line) for line in
-            (tmp_path / "runs" / "formula" / "metrics.jsonl").read_text().splitlines()]
-    d_steps = recorders[0].steps
+    rows, recorder = run_recorded(monkeypatch, cfg, tmp_path / "runs", "formula")
+    d_steps = recorder.steps
     assert len(d_steps) == steps * n_dis and len(rows) == steps
     loss, real = cfg.loss, torch.tensor(POINT, dtype=torch.float64)
     mixed_size = 2 * N if loss.pairing == "pool" else N

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 import torch
-from test_pinned import Recorder, blocks, one_point_file, stacked
+from test_pinned import blocks, one_point_file, run_recorded, stacked
 
 from mixup_gan.config import load_config
 from mixup_gan.gan_config import LossConfig
@@ -35,20 +35,8 @@ def toy_config(tmp_path, *overrides, steps=8, every=1):
 
 def recorded_run(tmp_path, monkeypatch, cfg):
     """Run `cfg`; return its rows and, per generator step, D's last D step (fake, x, out)."""
-    import mixup_gan.toy.runner as runner
-
-    recorders, real_build = [], runner.build_toy_trainer
-
-    def build(*args, **kwargs):
-        trainer = real_build(*args, **kwargs)
-        recorders.append(Recorder(trainer.G, trainer.D))
-        return trainer
-
-    monkeypatch.setattr(runner, "build_toy_trainer", build)
-    run_toy(cfg, "stats")
-    rows = [json.loads(line) for line in
-            (tmp_path / "runs" / "stats" / "metrics.jsonl").read_text().splitlines()]
-    return rows, recorders[0].steps[N_DIS - 1::N_DIS]
+    rows, recorder = run_recorded(monkeypatch, cfg, tmp_path / "runs", "stats")
+    return rows, recorder.steps[N_DIS - 1::N_DIS]
 
 
 def d_means(step, pool: bool) -> dict[str, float]:
