@@ -41,7 +41,7 @@ from torch_fidelity.metric_kid import kid_features_to_metric  # noqa: E402
 
 from mixup_gan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
 from mixup_gan.config import ConfigError  # noqa: E402
-from mixup_gan.datasets import idx_pixels  # noqa: E402
+from mixup_gan.datasets import fit_side, idx_split  # noqa: E402
 from mixup_gan.image.generator import load_generator  # noqa: E402
 
 RUN_NAME = re.compile(r"(?P<arch>\w+?)_(?P<loss>bce|hinge)_(?P<arm>\w+)_seed(?P<seed>\d+)$")
@@ -71,9 +71,8 @@ class LeNet(nn.Module):
 
 def pixels(dataset: str, root: str, train: bool) -> tuple[Tensor, Tensor]:
     """The split at 32x32 as the GANs see it, in [-1, 1], and its labels."""
-    from mixup_gan.datasets import idx_split
-    images = idx_pixels(dataset, root, train=train, size=32, download=False).float()
-    return images / 127.5 - 1, idx_split(dataset, root, train=train, download=False)[1].long()
+    images, labels = idx_split(dataset, root, train=train, download=False)  # read once
+    return fit_side(images[:, None], 32).float() / 127.5 - 1, labels.long()
 
 
 def feature_net(path: Path, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]) -> LeNet:
