@@ -213,7 +213,8 @@ def test_a_registered_metric_reaches_every_table_and_the_printed_summary(tmp_pat
     header = (root / "results.csv").read_text().splitlines()[0].split(",")
     assert header.index("spread") == header.index("frechet") + 1
     table = (root / "summary.md").read_text().splitlines()
-    assert table[0].endswith("| modes ↑ | hq_share ↑ | reverse_kl ↓ | frechet ↓ | spread ↓ |")
+    assert table[0].endswith("| modes ↑ | hq_share ↑ | reverse_kl ↓ | frechet ↓ | near_curve ↑ "
+                             "| curve_covered ↑ | spread ↓ |")
     assert all(line.split(" | ")[-1].startswith("1e+03") for line in table[2:])
     assert "n/a" in table[3]  # the swiss roll has no modes: its mode metrics are n/a
 
@@ -221,11 +222,12 @@ def test_a_registered_metric_reaches_every_table_and_the_printed_summary(tmp_pat
 def test_the_metrics_registry_describes_the_four_toy_metrics():
     from mixup_gan.toy.metrics import METRICS, drawn
 
-    assert {m.name: (m.better, m.needs_modes) for m in METRICS.values()} == {
-        "modes": ("higher", True), "hq_share": ("higher", True),
-        "reverse_kl": ("lower", True), "frechet": ("lower", False)}
+    assert {m.name: (m.better, m.needs) for m in METRICS.values()} == {
+        "modes": ("higher", "modes"), "hq_share": ("higher", "modes"),
+        "reverse_kl": ("lower", "modes"), "frechet": ("lower", ""),
+        "near_curve": ("higher", "curve"), "curve_covered": ("higher", "curve")}
     assert [m.name for m in drawn(True)] == ["modes", "hq_share"]
-    assert [m.name for m in drawn(False)] == ["frechet"]
+    assert [m.name for m in drawn(False)] == ["frechet", "near_curve", "curve_covered"]
 
 
 def test_per_member_keys_are_the_toy_data_loss_and_seed():

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from mixup_gan.toy.data import grid, ring
-from mixup_gan.toy.metrics import frechet_2d, mode_metrics
+from mixup_gan.toy.data import grid, ring, swissroll
+from mixup_gan.toy.metrics import METRICS, Metric, curve_metrics, evaluate, frechet_2d, mode_metrics
 
 RING = ring()
 
@@ -62,3 +62,48 @@ def test_frechet_2d():
     centred = x - x.mean(0)
     expected = float(torch.cov(centred.T.double()).trace())
     assert frechet_2d(2 * centred, centred) == pytest.approx(expected, rel=1e-6)
+
+
+ROLL = swissroll()
+
+
+def test_curve_metrics_by_hand():
+    """Curve points (0,0), (1,0), (2,0), std 0.1 (radius 0.3): of the samples, only (0, 0.25)
+    is near a curve point, and only (0,0) has a sample within 0.3; the chunking changes
+    nothing."""
+    curve = torch.tensor([[0.0, 0.0], [1.0, 0.0], [2.0, 0.0]])
+    samples = torch.tensor([[0.0, 0.25], [1.0, 0.35], [5.0, 5.0]])
+    for chunk in (1, 2, 1024):
+        m = curve_metrics(samples, curve, 0.1, chunk=chunk)
+        assert m == {"near_curve": pytest.approx(1 / 3), "curve_covered": pytest.approx(1 / 3)}
+
+
+def test_true_swiss_roll_samples_are_near_and_cover_the_curve():
+    samples = ROLL.sample(20000, torch.Generator().manual_seed(0))
+    m = curve_metrics(samples, ROLL.curve, ROLL.std)
+    # The curve is nearly straight at the noise's scale: the distance to it is about a 1D
+    # normal's |N(0, std)|, within 3 std 99.73% of the time (2D noise reaches further: 98.9%).
+    assert m["near_curve"] == pytest.approx(0.9973, abs=1.5e-3)
+    assert m["curve_covered"] == 1.0
+
+
+def test_collapse_and_half_a_roll_read_in_the_covered_share():
+    on_curve = ROLL.curve[: len(ROLL.curve) // 2]  # the inner half of the roll, noiseless
+    half = curve_metrics(on_curve, ROLL.curve, ROLL.std)
+    assert half["near_curve"] == 1.0 and 0.5 <= half["curve_covered"] < 0.52
+    collapsed = curve_metrics(ROLL.curve[[1000]].repeat(500, 1), ROLL.curve, ROLL.std)
+    assert collapsed["near_curve"] == 1.0 and collapsed["curve_covered"] < 0.03
+    off = curve_metrics(ROLL.curve + torch.tensor([0.0, 4.0]), ROLL.curve, ROLL.std)
+    assert off == {"near_curve": 0.0, "curve_covered": 0.0}
+
+
+def test_evaluate_gives_each_dataset_the_metrics_that_apply():
+    g = torch.Generator().manual_seed(1)
+    on_roll = evaluate(ROLL.sample(300, g), ROLL, ROLL.sample(300, g))
+    assert set(on_roll) == {"frechet", "near_curve", "curve_covered"}
+    on_ring = evaluate(RING.sample(300, g), RING, RING.sample(300, g))
+    assert set(on_ring) == {"modes", "hq_share", "reverse_kl", "frechet"}
+    with pytest.raises(ValueError, match="needs is"):
+        Metric("x", "x", "higher", lambda j: 0.0, needs="mode")
+    assert [m.name for m in METRICS.values() if m.needs == "curve"] == [
+        "near_curve", "curve_covered"]

@@ -42,10 +42,15 @@ class ToyDistribution:
     std: float | None = None
     points: Tensor | None = None  # (M, 2) for file-backed data
     limit: float = 1.5  # half-width of the square used for pictures
+    curve: Tensor | None = None  # (C, 2) the noiseless curve, densely, for data on a curve
 
     @property
     def has_modes(self) -> bool:
         return self.centers is not None and self.std is not None
+
+    @property
+    def has_curve(self) -> bool:
+        return self.curve is not None and self.std is not None
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
         """Draw n points, shape (n, 2), float32, on the generator's device (CPU by default)."""
@@ -96,7 +101,7 @@ class MemberSampler:
             if table is None:  # the swiss roll
                 offsets.append(0)
                 counts.append(1)
-                stds.append(SWISS_NOISE / SWISS_SCALE)
+                stds.append(dist.std)
                 continue
             key = table.numpy().tobytes()
             if key not in tables:
@@ -141,9 +146,15 @@ def grid(scale: str = "paper") -> ToyDistribution:
     return ToyDistribution("grid", (centers / 2.828).float(), 0.05 / 2.828, limit=1.2)
 
 
+CURVE_POINTS = 4000  # the noiseless swiss roll at this many evenly spaced positions
+
+
 def swissroll(scale: str = "wgan-gp") -> ToyDistribution:
-    """The swiss roll (no modes: judged by the 2D Frechet distance only)."""
-    return ToyDistribution("swissroll", limit=2.0)
+    """The swiss roll: no modes, a curve. `curve` holds the noiseless roll at evenly spaced
+    positions (spaced as the data is: uniform in the roll's parameter), `std` its noise."""
+    u = (torch.arange(CURVE_POINTS, dtype=torch.float64) + 0.5) / CURVE_POINTS
+    return ToyDistribution("swissroll", std=SWISS_NOISE / SWISS_SCALE, limit=2.0,
+                           curve=(_swiss_roll_curve(u) / SWISS_SCALE).float())
 
 
 def read_points(path: str | Path) -> Tensor:

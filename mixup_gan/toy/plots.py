@@ -111,9 +111,11 @@ def draw_metric(ax, metric: Metric, steps: list, values: list, n_modes: int | No
 
 def save_metrics_plot(path: Path, rows: Sequence[dict], n_modes: int | None) -> None:
     """The registry's drawn metrics against the step: on data with modes, modes covered and
-    the high-quality share; without, the mean losses and the Frechet distance."""
+    the high-quality share; without, the mean losses, the Frechet distance and, for data on a
+    curve, the shares near and of the curve (a metric no row holds is not drawn)."""
     steps = [r["step"] for r in rows]
-    metrics = drawn(n_modes is not None)
+    metrics = [m for m in drawn(n_modes is not None)
+               if any(r.get(m.name) is not None for r in rows)]
     losses = n_modes is None
     fig, axes = plt.subplots(1, losses + len(metrics), figsize=(8, 3), dpi=120, squeeze=False)
     axes = list(axes[0])

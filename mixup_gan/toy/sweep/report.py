@@ -13,6 +13,7 @@ from pathlib import Path
 from ...checkpoint import atomic_write
 from ...config import ConfigError
 from ...run_folder import RunFolder
+from ..data import DATASETS, make_distribution
 from ..metrics import METRICS
 from .figures import save_sweep_figures
 from .grid import SweepRun, group_name
@@ -66,13 +67,17 @@ def final_rows(rows: list[dict]) -> dict[str, dict]:
 def summary_table(keys: list[str], ids: list[str], final: dict[str, dict]) -> str:
     """Markdown: one line per setting (grid values but the seed), last-step metrics (every
     registered one, its header arrow saying which way is better) as mean ± std over seeds.
-    A run with no high-quality sample has no reverse KL ("n/a")."""
-    metrics = list(METRICS.values())
+    A run with no high-quality sample has no reverse KL ("n/a"); a metric that applies to
+    none of the sweep's data (the curve's shares on a ring and grid sweep) has no column."""
     settings: dict[tuple, list[dict]] = {}
     for run_id in ids:
         if run_id in final:
             row = final[run_id]
             settings.setdefault(tuple(row[k] for k in keys), []).append(row)
+    datasets = {row["data.name"] for done in settings.values() for row in done}
+    metrics = [m for m in METRICS.values()
+               if any(m.applies(make_distribution(d)) if d in DATASETS else not m.needs
+                      for d in datasets)]
     lines = ["| " + " | ".join(keys + ["seeds", "step", *(f"{m.name} {m.arrow}"
                                                           for m in metrics)]) + " |",
              "|" + "---|" * (len(keys) + 2 + len(metrics))]
