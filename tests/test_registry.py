@@ -297,3 +297,31 @@ def test_a_key_an_older_version_did_not_write_resumes_at_its_default(schema):
         old_toy = {**new, "train": {k: v for k, v in new["train"].items() if k != "ema_start"}}
         assert config_differences(old_toy, late, schema) == [
             "train.ema: 0.0 -> 0.99", "train.ema_start: 0 -> 500"]
+
+
+def test_a_sweep_draws_and_tabulates_the_metrics_its_data_takes():
+    """Modes and the high-quality share for data with modes, the Frechet distance and the
+    curve's shares for the swiss roll; a table holds no column for a metric none of its
+    data takes (a ring sweep has no curve columns, a swiss roll sweep no mode columns)."""
+    from mixup_gan.toy.sweep.figures import figure_metrics
+    from mixup_gan.toy.sweep.report import summary_table
+
+    def names(datasets):
+        return [m.name for m in figure_metrics(datasets)]
+
+    assert names(["ring", "grid"]) == ["modes", "hq_share"]
+    assert names(["swissroll"]) == ["frechet", "near_curve", "curve_covered"]
+    assert names(["points"]) == ["frechet"]
+    assert names(["swissroll", "ring"]) == [
+        "modes", "hq_share", "frechet", "near_curve", "curve_covered"]
+
+    ring = {"a": {"data.name": "ring", "step": 5, "modes": 8, "hq_share": 0.9,
+                  "reverse_kl": 0.01, "frechet": 0.1}}
+    assert summary_table(["data.name"], ["a"], ring).splitlines()[0] == (
+        "| data.name | seeds | step | modes ↑ | hq_share ↑ | reverse_kl ↓ | frechet ↓ |")
+    roll = {"b": {"data.name": "swissroll", "step": 5, "frechet": 0.1, "near_curve": 0.9,
+                  "curve_covered": 0.8}}
+    lines = summary_table(["data.name"], ["b"], roll).splitlines()
+    assert lines[0] == ("| data.name | seeds | step | frechet ↓ | near_curve ↑ "
+                        "| curve_covered ↑ |")
+    assert lines[2] == "| swissroll | 1 | 5 | 0.1 ± 0 | 0.9 ± 0 | 0.8 ± 0 |"

@@ -3,7 +3,9 @@ with spread over seeds (summary.png) and the first seed's final samples, one col
 (snapshots.png). Otherwise (an ablation of cases): every seed's final metrics per setting
 (summary.png) and every seed's final samples, one row per setting (snapshots.png). Samples
 come from the populations' final_samples.pt, drawn over the points each run was judged on.
-The metrics drawn are the registry's (`toy.metrics.drawn`)."""
+The metrics drawn are the registry's (`toy.metrics.drawn`) for the sweep's data: modes
+covered and the high-quality share where the data has modes, the Frechet distance and the
+curve's shares on the swiss roll."""
 
 from __future__ import annotations
 
@@ -12,8 +14,8 @@ from pathlib import Path
 
 import torch
 
-from ..data import make_distribution
-from ..metrics import drawn
+from ..data import DATASETS, make_distribution
+from ..metrics import METRICS, Metric, drawn
 from ..plots import Snapshot, plt, save_grid
 
 X_KEY = "loss.alpha"
@@ -35,28 +37,42 @@ def save_sweep_figures(root: Path, keys: list[str], final: dict[str, dict]) -> N
     save_snapshot_figure(root, rows, others, combos)
 
 
+def figure_metrics(datasets) -> list[Metric]:
+    """The registry's drawn metrics that apply to any of the named datasets, in registry
+    order (a point file has neither modes nor a curve: the Frechet distance)."""
+    names = set()
+    for name in datasets:
+        dist = make_distribution(name) if name in DATASETS else None
+        names |= {m.name for m in drawn(dist is not None and dist.has_modes)
+                  if (m.applies(dist) if dist is not None else not m.needs)}
+    return [m for m in METRICS.values() if m.name in names]
+
+
 def _label(keys: list[str], combo: tuple, skip: str = "") -> str:
     return ", ".join(str(v) if k == "data.name" else f"{k.split('.')[-1]} {v}"
                      for k, v in zip(keys, combo, strict=True) if k != skip)
 
 
-def _label_dataset_column(axes, col: int, dataset: str) -> None:
-    """A dataset's column of metric panels (one row per drawn metric: modes covered, the
-    high-quality share): title, axis labels, a share's 0-1 range, a dashed line at the
-    dataset's mode count."""
+def _label_dataset_column(axes, col: int, dataset: str, metrics: list[Metric]) -> None:
+    """A dataset's column of metric panels (one row per drawn metric): title, axis labels, a
+    share's 0-1 range, a log axis, a dashed line at the dataset's mode count."""
     dist = make_distribution(dataset) if dataset != "points" else None
     axes[0][col].set_title(dataset)
-    for row, metric in enumerate(drawn(True)):
+    for row, metric in enumerate(metrics):
         axes[row][col].set_ylabel(metric.label)
         if metric.scale == "modes" and dist is not None and dist.has_modes:
             axes[row][col].axhline(len(dist.centers), color="grey", lw=0.8, ls="--")
         elif metric.scale == "share":
             axes[row][col].set_ylim(0, 1.02)
+        elif metric.scale == "log" and axes[row][col].has_data():
+            axes[row][col].set_yscale("log")
 
 
 def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) -> None:
-    """Modes covered (top) and high-quality share (bottom) vs alpha, mean +- std over seeds."""
-    datasets, metrics = list(dict.fromkeys(r["data.name"] for r in rows)), drawn(True)
+    """The drawn metrics vs alpha (modes covered and the high-quality share on data with
+    modes), mean +- std over seeds."""
+    datasets = list(dict.fromkeys(r["data.name"] for r in rows))
+    metrics = figure_metrics(datasets)
     fig, axes = plt.subplots(len(metrics), len(datasets), dpi=120, squeeze=False,
                              figsize=(4.2 * len(datasets), 3 * len(metrics)))
     for col, dataset in enumerate(datasets):
@@ -76,7 +92,7 @@ def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) ->
                 axes[row][col].errorbar(alphas, means, yerr=spreads, marker="o", ms=4,
                                         capsize=3,
                                         label=_label(keys, combo, skip="data.name") or "runs")
-        _label_dataset_column(axes, col, dataset)
+        _label_dataset_column(axes, col, dataset, metrics)
         for row in range(len(metrics)):
             axes[row][col].set_xlabel("alpha (0 = ERM)")
             axes[row][col].grid(alpha=0.3)
@@ -127,10 +143,11 @@ def _settings(rows: list[dict], keys: list[str]) -> dict[tuple, list[dict]]:
 
 
 def save_settings_figure(path: Path, rows: list[dict], keys: list[str]) -> None:
-    """Modes covered and high-quality share per setting: one dot per seed, a bar at the
-    mean; one column per dataset."""
+    """The drawn metrics per setting (modes covered and the high-quality share on data with
+    modes): one dot per seed, a bar at the mean; one column per dataset."""
     others = [k for k in keys if k != "data.name"]
-    datasets, metrics = list(dict.fromkeys(r["data.name"] for r in rows)), drawn(True)
+    datasets = list(dict.fromkeys(r["data.name"] for r in rows))
+    metrics = figure_metrics(datasets)
     settings = _settings(rows, others)
     fig, axes = plt.subplots(len(metrics), len(datasets), squeeze=False, dpi=120,
                              figsize=(max(3.0, 1.3 * len(settings)) * len(datasets),
@@ -148,7 +165,7 @@ def save_settings_figure(path: Path, rows: list[dict], keys: list[str]) -> None:
                           fontsize=7)
             ax.set_xlabel(" / ".join(k.split(".")[-1] for k in others), fontsize=8)
             ax.grid(alpha=0.3, axis="y")
-        _label_dataset_column(axes, col, dataset)
+        _label_dataset_column(axes, col, dataset, metrics)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
