@@ -13,9 +13,12 @@ between 10,000 real training images and the 10,000 test images.
 Runs are the folders `scripts/image_study.sh` writes (`<arch>_<loss>_<arm>_seed<k>`); a run
 without `summary.json` (unfinished) is listed as such and left out of the means. Each run's
 generator is its EMA (what `mixup-gan sample` and `mixup-gan fid` draw), sampled with a fixed
-noise seed.
+noise seed. A run trained with `eval.generator_every` kept its generator along the way
+(`generators/step_<k>.pt`): each of those is scored too (`--curve-n` images), giving FID over
+training (fid_curves.png; the last point is the final generator).
 Usage: python scripts/image_study_report.py [--runs runs/image_study/fashion-mnist]
-           [--dataset fashion-mnist] [--data-root data] [--n 10000] [--out DIR]
+           [--dataset fashion-mnist] [--data-root data] [--n 10000] [--curve-n 5000]
+           [--out DIR]
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from mixup_gan.image.generator import load_generator  # noqa: E402
 
 RUN_NAME = re.compile(r"(?P<arch>\w+?)_(?P<loss>bce|hinge)_(?P<arm>\w+)_seed(?P<seed>\d+)$")
 ARMS = ("erm", "mixup", "levers")
+KID_SUBSETS = 100  # torch-fidelity's default, of 1,000 images each
 
 
 class LeNet(nn.Module):
@@ -102,8 +106,8 @@ def feature_net(path: Path, train: tuple[Tensor, Tensor], test: tuple[Tensor, Te
 def distances(features: Tensor, reference: Tensor, reference_stats: dict) -> dict:
     fid = fid_statistics_to_metric(fid_features_to_statistics(features), reference_stats,
                                    verbose=False)["frechet_inception_distance"]
-    kid = kid_features_to_metric(features, reference, kid_subsets=100, kid_subset_size=1000,
-                                 rng_seed=0, verbose=False)
+    kid = kid_features_to_metric(features, reference, kid_subsets=KID_SUBSETS,
+                                 kid_subset_size=1000, rng_seed=0, verbose=False)
     return {"fid": fid, "kid": kid["kernel_inception_distance_mean"]}
 
 
@@ -134,6 +138,47 @@ def sample_figure(runs: dict[str, Path], path: Path) -> None:
     plt.close(fig)
 
 
+def fid_curve(folder: Path, net: LeNet, reference: Tensor, reference_stats: dict,
+              n: int) -> list[dict]:
+    """FID and KID of each generator a run kept (`generators/step_<k>.pt`), by step."""
+    points = []
+    for path in sorted((folder / "generators").glob("step_*.pt")):
+        step = int(path.stem.removeprefix("step_"))
+        points.append({"step": step, **distances(net.features(draw(path, n)), reference,
+                                                  reference_stats)})
+    return points
+
+
+def curve_figure(results: list[dict], path: Path) -> None:
+    """FID over training: one panel per (arch, loss), one colour per arm, a thin line per
+    seed and a thick one for the mean over the seeds that reached each step."""
+    panels = sorted({(r["arch"], r["loss"]) for r in results if r["curve"]})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3.6), squeeze=False)
+    for ax, (arch, loss) in zip(axes[0], panels, strict=True):
+        arms = sorted({r["arm"] for r in results
+                       if (r["arch"], r["loss"]) == (arch, loss) and r["curve"]},
+                      key=lambda a: (ARMS.index(a) if a in ARMS else len(ARMS), a))
+        for i, arm in enumerate(arms):
+            runs = [r for r in results if (r["arch"], r["loss"], r["arm"]) == (arch, loss, arm)
+                    and r["curve"]]
+            for r in runs:
+                ax.plot([p["step"] for p in r["curve"]], [p["fid"] for p in r["curve"]],
+                        color=f"C{i}", alpha=0.3, lw=0.8)
+            steps = sorted({p["step"] for r in runs for p in r["curve"]})
+            mean = [statistics.mean(p["fid"] for r in runs for p in r["curve"] if p["step"] == s)
+                    for s in steps]
+            ax.plot(steps, mean, color=f"C{i}", lw=2, marker="o", ms=3,
+                    label=f"{arm} ({len(runs)} seeds)")
+        ax.set_title(f"{arch}, {loss}", fontsize=9)
+        ax.set_xlabel("generator step")
+        ax.set_ylabel("FID (LeNet features)")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description="FID and KID of every finished image-study run in a LeNet feature space "
@@ -148,11 +193,14 @@ def main() -> None:
                         help="generated images per run (at least 1000, KID's subset size)")
     parser.add_argument("--out", type=Path, help="where the table, JSON and figure go "
                         "(default: the runs folder)")
+    parser.add_argument("--curve-n", type=int, default=5000,
+                        help="generated images per kept generator (FID over training)")
     args = parser.parse_args()
     if not args.runs.is_dir():
         parser.error(f"--runs {args.runs}: no such folder")
-    if args.n < 1000:
-        parser.error(f"--n {args.n}: at least 1000 (KID's subset size)")
+    for flag, value in (("--n", args.n), ("--curve-n", args.curve_n)):
+        if value < 1000:
+            parser.error(f"{flag} {value}: at least 1000 (KID's subset size)")
     try:
         report(args)
     except (ConfigError, CheckpointError, OSError) as exc:
@@ -183,9 +231,12 @@ def report(args: argparse.Namespace) -> None:
             continue
         scores = distances(net.features(draw(folder / "checkpoint.pt", args.n)), reference,
                            reference_stats)
-        row = {**match.groupdict(), "seed": int(match["seed"]), "run": folder.name, **scores}
+        curve = fid_curve(folder, net, reference, reference_stats, args.curve_n)
+        row = {**match.groupdict(), "seed": int(match["seed"]), "run": folder.name, **scores,
+               "curve": curve}
         results.append(row)
-        print(f"{folder.name}: FID {scores['fid']:.3f}, KID {scores['kid']:.5f}")
+        print(f"{folder.name}: FID {scores['fid']:.3f}, KID {scores['kid']:.5f}"
+              + (f"; FID over training at {len(curve)} steps" if curve else ""))
     lines = ["| arch | loss | arm | seeds | FID (LeNet) | KID (LeNet) |",
              "|---|---|---|---|---|---|"]
     groups = sorted({(r["arch"], r["loss"], r["arm"]) for r in results},
@@ -200,7 +251,8 @@ def report(args: argparse.Namespace) -> None:
     table = "\n".join(lines) + "\n\nUnfinished: " + (", ".join(unfinished) or "none")
     (out / "study_table.md").write_text(table + "\n")
     (out / "study.json").write_text(json.dumps({"floor": floor, "runs": results,
-                                                "unfinished": unfinished, "n": args.n}, indent=1))
+                                                "unfinished": unfinished, "n": args.n,
+                                                "curve_n": args.curve_n}, indent=1))
     print(table)
     firsts = {}
     for arch, loss, arm in groups:
@@ -211,6 +263,9 @@ def report(args: argparse.Namespace) -> None:
     if firsts:
         sample_figure(firsts, out / "study_samples.png")
         print(f"wrote {out / 'study_samples.png'}")
+    if any(r["curve"] for r in results):
+        curve_figure(results, out / "fid_curves.png")
+        print(f"wrote {out / 'fid_curves.png'}")
 
 
 if __name__ == "__main__":

@@ -54,6 +54,10 @@ class ImageEvalConfig:
     fid_extractor: str = option("inception-v3-compat", doc="torch-fidelity feature extractor")
     fid_inception_weights: str | None = option(None, doc="inception-v3-compat weights file")
     fid_batch_size: int = option(64, ge=1, le=65536)
+    generator_every: int | None = option(None, gt=0, doc="keep the generator (its EMA weights "
+                                         "when on) every N steps as generators/step_N.pt, "
+                                         "which `mixup-gan fid` and `sample` read: FID over "
+                                         "training, measured afterwards; null = off")
 
 
 @dataclass

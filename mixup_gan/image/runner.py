@@ -4,6 +4,7 @@ from fixed noise, optional in-training FID with the best generator kept, DDP und
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -63,6 +64,9 @@ def _run_image(config: ImageConfig, name: str, overwrite: bool, ranks, device) -
         out = [Hook(log_and_draw, every=config.eval.every)]
         if config.eval.fid_every:
             out.append(fid_hook(config, folder, bank, device))
+        if config.eval.generator_every:
+            out.append(Hook(partial(keep_generator, folder, config),
+                            every=config.eval.generator_every))
         return out
 
     def log_and_draw(t: GANTrainer) -> None:  # the step's stats into its row, and a grid
@@ -102,6 +106,17 @@ class ProcessCountTrainer(GANTrainer):
             raise ConfigError(f"{self.checkpoint} was written by {written} process(es); "
                               f"resume it with the same number, not {self.processes}")
         super().load_state_dict(state)
+
+
+def keep_generator(folder: RunFolder, config: ImageConfig, t: GANTrainer) -> None:
+    """The step's generator (and EMA) as generators/step_<step>.pt: a checkpoint that
+    `load_generator` reads (so `mixup-gan fid` and `sample` take it), without D, the
+    optimizers or the random state: it is a picture of training, not a point to resume from."""
+    state = t.state_dict()
+    nets = {k: v for k, v in state["nets"].items() if k in ("generator", "ema")}
+    (folder.path / "generators").mkdir(exist_ok=True)
+    folder.save({**state, "nets": nets, "optimizers": {}, "rng": {}},
+                config, name=f"generators/step_{t.step:07d}.pt")
 
 
 def fid_hook(config: ImageConfig, folder: RunFolder, bank, device: torch.device) -> Hook:

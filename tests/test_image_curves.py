@@ -1,0 +1,107 @@
+"""FID over training: an image run keeps its generator every `eval.generator_every` steps,
+and the image study's report scores each kept generator (scripts/image_study_report.py)."""
+
+import argparse
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from mixup_gan.checkpoint import load_checkpoint
+from mixup_gan.cli import main
+from mixup_gan.config import load_config
+from mixup_gan.image.config import ImageConfig
+from mixup_gan.image.generator import load_generator
+from mixup_gan.image.runner import run_image
+
+REPORT = Path(__file__).resolve().parents[1] / "scripts" / "image_study_report.py"
+
+
+def tiny(tmp_path, *overrides):
+    pytest.importorskip("sklearn")
+    return load_config(None, ImageConfig, [
+        "data.name=digits", "data.channels=1", "model.latent_dim=8", "model.g_width=8",
+        "model.d_width=8", "train.steps=6", "train.batch_size=8", "train.n_dis=1",
+        "train.lr=0.0002", "train.ema=0.9", "eval.every=3", "eval.n_samples=16",
+        f"output.dir={tmp_path}", "output.checkpoint_every=2", "output.progress=false",
+        "train.device=cpu", *overrides])
+
+
+def weights(path, use_ema=True):
+    return load_generator(path, use_ema=use_ema)[0].state_dict()
+
+
+def same(a, b):
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_kept_generators_are_the_generators_of_shorter_runs(tmp_path):
+    """generators/step_2.pt of a 6-step run is, bit for bit, the generator (and EMA) a 2-step
+    run ends with; the last one is the final checkpoint's. Neither D nor the optimizers are
+    kept."""
+    run_image(tiny(tmp_path, "eval.generator_every=2"), "long")
+    run_image(tiny(tmp_path, "train.steps=2"), "short")
+    kept = tmp_path / "long" / "generators"
+    assert sorted(p.name for p in kept.iterdir()) == [
+        "step_0000002.pt", "step_0000004.pt", "step_0000006.pt"]
+    for use_ema in (True, False):
+        short = weights(tmp_path / "short" / "checkpoint.pt", use_ema)
+        assert same(weights(kept / "step_0000002.pt", use_ema), short)
+        assert same(weights(kept / "step_0000006.pt", use_ema),
+                    weights(tmp_path / "long" / "checkpoint.pt", use_ema))
+        assert not same(weights(kept / "step_0000004.pt", use_ema), short)
+    state = load_checkpoint(kept / "step_0000004.pt")  # weights_only
+    assert state["step"] == 4 and set(state["nets"]) == {"generator", "ema"}
+    assert state["optimizers"] == {}
+
+
+def test_kept_generators_survive_a_resume_and_off_keeps_none(tmp_path):
+    run_image(tiny(tmp_path, "eval.generator_every=3", "train.steps=3"), "resumed")
+    run_image(tiny(tmp_path, "eval.generator_every=3"), "resumed")  # extended to 6
+    kept = tmp_path / "resumed" / "generators"
+    assert sorted(p.name for p in kept.iterdir()) == ["step_0000003.pt", "step_0000006.pt"]
+    run_image(tiny(tmp_path), "off")
+    assert not (tmp_path / "off" / "generators").exists()
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "1.5", "often"])
+def test_a_bad_generator_every_exits_2_naming_the_key(tmp_path, capsys, value):
+    assert main(["image", "--set", f"eval.generator_every={value}",
+                 "--set", f"output.dir={tmp_path}"]) == 2
+    assert "eval.generator_every" in capsys.readouterr().err
+
+
+def load_report():
+    spec = importlib.util.spec_from_file_location("image_study_report", REPORT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_report_scores_every_kept_generator(tmp_path, monkeypatch):
+    """Each run's curve holds one point per kept generator; its last point, drawn from the
+    final generator with the table's noise and count, is the table's FID exactly; a run
+    without kept generators has no curve; the curve figure is written."""
+    report = load_report()
+    g = torch.Generator().manual_seed(0)
+    fake_split = (torch.rand(1200, 1, 32, 32, generator=g) * 2 - 1,
+                  torch.randint(0, 10, (1200,), generator=g))
+    monkeypatch.setattr(report, "pixels", lambda dataset, root, train: fake_split)
+    monkeypatch.setattr(report, "KID_SUBSETS", 3)  # 100 cost a minute here
+    runs = tmp_path / "study"
+    run_image(tiny(runs, "eval.generator_every=3"), "dcgan_bce_levers_seed0")
+    run_image(tiny(runs, "train.seed=1"), "dcgan_bce_erm_seed1")
+    args = argparse.Namespace(runs=runs, dataset="fashion-mnist", data_root="unused",
+                              n=1000, curve_n=1000, out=None)
+    report.report(args)
+    study = json.loads((runs / "study.json").read_text())
+    by_run = {r["run"]: r for r in study["runs"]}
+    levers = by_run["dcgan_bce_levers_seed0"]
+    assert [p["step"] for p in levers["curve"]] == [3, 6]
+    assert levers["curve"][-1]["fid"] == levers["fid"]
+    assert levers["curve"][0]["fid"] != levers["fid"]
+    assert by_run["dcgan_bce_erm_seed1"]["curve"] == []
+    assert (runs / "fid_curves.png").stat().st_size > 0
+    assert study["curve_n"] == 1000
