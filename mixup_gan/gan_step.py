@@ -15,6 +15,7 @@ takes it to the rows, the summary and TensorBoard.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, nullcontext
 
@@ -69,6 +70,10 @@ class GANStep:
         self.opt_d = make_adam(self.D.parameters(), train.lr * train.d_lr_ratio, train.betas)
         decay = train.ema if ema_decay is None else ema_decay
         self.ema = EMA(self.G, decay, train.ema_start) if decay else None  # evaluated, drawn
+        if self.ema is not None and train.ema_start >= train.steps:  # not an error: a run
+            warnings.warn(  # extended in sittings (train.steps raised) gets its EMA later
+                f"train.ema_start {train.ema_start} >= train.steps {train.steps}: the EMA "
+                "never starts, so what is evaluated and drawn is G itself", stacklevel=2)
         self.penalized = self.losses.planner.gradient_penalty > 0  # members paying it
 
     def __call__(self, draws: int | Tensor, step: int,
