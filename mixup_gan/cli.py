@@ -112,7 +112,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if notes and not args.report:
         return 0
     print((root / "summary.md").read_text())
-    for name in ("results.csv", "results.jsonl", "summary.md", "summary.png", "snapshots.png"):
+    for name in ("results.csv", "results.jsonl", "summary.md", "summary.png", "snapshots.png",
+                 "strips.png"):
         if (root / name).exists():
             print(f"  {root / name}")
     return 0

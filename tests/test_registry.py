@@ -26,6 +26,7 @@ RESUMABLE = {
     ImageConfig: {"train.steps", "train.device", "data.root", "data.download", "eval.every",
                   "eval.n_samples", "eval.fid_every", "eval.fid_samples", "eval.fid_reference",
                   "eval.fid_extractor", "eval.fid_inception_weights", "eval.fid_batch_size",
+                  "eval.generator_every",
                   *OUTPUT},
     ClassifyConfig: {"train.epochs", "train.device", "data.root", "data.download",
                      "data.workers", "eval.every", "eval.memorization", *OUTPUT},

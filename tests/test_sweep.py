@@ -369,10 +369,11 @@ def test_a_population_syncs_with_the_host_only_at_its_sync_points(tmp_path, monk
 
     monkeypatch.setattr(GANTrainer, "check_finite", counted)
     body = (TINY.replace("train.steps: 6", "train.steps: 120")
-            .replace("eval.every: 3", "eval.every: 60")
+            .replace("eval.every: 3", "eval.every: 60\n  eval.snapshots: [30]")
             .replace("output.checkpoint_every: 2", "output.checkpoint_every: 60"))
     run_sweep(write_sweep(tmp_path, body.format(out=tmp_path)), progress=False)
-    assert SYNC_EVERY == 50 and sorted(syncs) == sorted([50, 60, 100, 120] * 4)  # 4 populations
+    # 4 populations; a snapshot step (30) is one more sync point
+    assert SYNC_EVERY == 50 and sorted(syncs) == sorted([30, 50, 60, 100, 120] * 4)
 
 
 def test_interleave_takes_turns_and_stops_everything_at_the_first_error():
@@ -439,3 +440,52 @@ def test_a_reference_that_does_not_match_the_data_is_refused(tmp_path, monkeypat
     with pytest.raises(ConfigError, match=r"data.reference '\S*toy_data/ring_paper.csv' does "
                                           r"not look like data.name 'grid'"):
         run_sweep(write_sweep(tmp_path, body), progress=False)
+
+
+def kept_samples(root):
+    """Each run's kept samples by step, from its population's snapshots.pt."""
+    out = {}
+    for path in (root / "populations").glob("*/snapshots.pt"):
+        state = torch.load(path, weights_only=True)
+        for k, run_id in enumerate(state["ids"]):
+            out[run_id] = {step: fake[k] for step, fake in state["steps"].items()}
+    return out
+
+
+def test_a_sweep_keeps_samples_at_its_snapshot_steps_across_a_crash(tmp_path, monkeypatch):
+    """eval.snapshots: each population keeps its runs' samples at those steps (the last one
+    is the final samples exactly) and strips.png draws them; a population killed after a
+    snapshot and resumed from an earlier checkpoint keeps the same points; no snapshot step
+    within the run: neither file."""
+    text = TINY.replace("  eval.every: 3\n", "  eval.every: 3\n  eval.snapshots: [2, 5, 6]\n")
+    whole = run_sweep(write_sweep(tmp_path, text.format(out=tmp_path / "a")), progress=False)
+    kept = kept_samples(whole)
+    assert len(kept) == 8 and all(sorted(steps) == [2, 5, 6] for steps in kept.values())
+    for path in (whole / "populations").glob("*/final_samples.pt"):
+        final = torch.load(path, weights_only=True)
+        for k, run_id in enumerate(final["ids"]):
+            assert torch.equal(kept[run_id][6], final["fake"][k])
+            assert not torch.equal(kept[run_id][2], kept[run_id][6])
+    assert (whole / "strips.png").is_file()
+
+    original, calls = GANTrainer.train_step, {"n": 0}
+
+    def crash(self):  # the first population dies in step 6: after step 5's snapshot,
+        calls["n"] += 1  # two steps past its last checkpoint (step 4)
+        if calls["n"] == 6:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(GANTrainer, "train_step", crash)
+    path = write_sweep(tmp_path, text.format(out=tmp_path / "b"))
+    with pytest.raises(KeyboardInterrupt):
+        run_sweep(path, progress=False)
+    monkeypatch.setattr(GANTrainer, "train_step", original)
+    resumed = kept_samples(run_sweep(path, progress=False))
+    assert resumed.keys() == kept.keys()
+    for run_id, steps in kept.items():
+        assert all(torch.equal(resumed[run_id][s], steps[s]) for s in steps), run_id
+
+    plain = run_sweep(write_sweep(tmp_path, TINY.format(out=tmp_path / "c")), progress=False)
+    assert not list(plain.glob("populations/*/snapshots.pt"))
+    assert not (plain / "strips.png").exists()

@@ -3,6 +3,8 @@ with spread over seeds (summary.png) and the first seed's final samples, one col
 (snapshots.png). Otherwise (an ablation of cases): every seed's final metrics per setting
 (summary.png) and every seed's final samples, one row per setting (snapshots.png). Samples
 come from the populations' final_samples.pt, drawn over the points each run was judged on.
+With `eval.snapshots`, strips.png: the first seed's samples at those steps, one row per
+setting (the populations' snapshots.pt).
 The metrics drawn are the registry's (`toy.metrics.drawn`) for the sweep's data: modes
 covered and the high-quality share where the data has modes, the Frechet distance and the
 curve's shares on the swiss roll."""
@@ -27,6 +29,7 @@ def save_sweep_figures(root: Path, keys: list[str], final: dict[str, dict]) -> N
     if not final:
         return
     rows = list(final.values())
+    save_strips(root, rows, keys)
     if X_KEY not in keys:
         save_settings_figure(root / "summary.png", rows, keys)
         save_seed_snapshots(root, rows, keys)
@@ -185,3 +188,28 @@ def save_seed_snapshots(root: Path, rows: list[dict], keys: list[str]) -> None:
                               reals[done[0]["run"]], snaps))
     if grid_rows:
         save_grid(root / "snapshots.png", grid_rows, row_limits, title="final samples")
+
+
+def save_strips(root: Path, rows: list[dict], keys: list[str]) -> None:
+    """The first seed's samples at each `eval.snapshots` step, one row per setting (grid
+    values but the seed): how each setting's samples change over training."""
+    kept, reals, limits = {}, {}, {}
+    for path in (root / "populations").glob("*/snapshots.pt"):
+        state = torch.load(path, weights_only=True)
+        for k, run_id in enumerate(state["ids"]):
+            kept[run_id] = {step: fake[k] for step, fake in state["steps"].items()}
+            reals[run_id], limits[run_id] = state["real"][k], state["limits"][k]
+    first_seed = rows[0]["train.seed"]
+    grid_rows, row_limits = [], []
+    for setting, done in _settings(rows, keys).items():
+        first = next((r for r in done if r["train.seed"] == first_seed and r["run"] in kept),
+                     None)
+        if first is None:
+            continue
+        steps = sorted(kept[first["run"]])
+        grid_rows.append((_label(keys, setting).replace(", ", "\n"), reals[first["run"]],
+                          [Snapshot(step, kept[first["run"]][step]) for step in steps]))
+        row_limits.append(limits[first["run"]])
+    if grid_rows:
+        save_grid(root / "strips.png", grid_rows, row_limits,
+                  title=f"samples over training, seed {first_seed}")

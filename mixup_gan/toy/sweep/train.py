@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from ...checkpoint import load_checkpoint, save_checkpoint
 from ...config import ConfigError, config_to_dict, load_config
 from ...hooks import Hook
 from ...run_folder import SWEEP_MARKER, FolderLock, RunFolder, claim_folder, make_folder
@@ -50,10 +51,20 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm,
                        else {})
             t.stats.log({**metrics, "diverged_at": diverged.get(k)}, member=k)
         if t.step == shared.train.steps:  # what the sweep's snapshot figure draws
-            torch.save({"ids": [r.id for r in members], "fake": samples[:, :PICTURE_POINTS],
-                        "real": [r[:PICTURE_POINTS] for r in references],
-                        "limits": [d.limit for d in dists]},
-                       folder.path / "final_samples.pt")
+            save_checkpoint({**pictured(), "fake": samples[:, :PICTURE_POINTS]},
+                            folder.path / "final_samples.pt")
+
+    def pictured() -> dict:
+        return {"ids": [r.id for r in members], "real": [r[:PICTURE_POINTS] for r in references],
+                "limits": [d.limit for d in dists]}
+
+    def keep_snapshot(t) -> None:  # eval.snapshots: the samples over training (strips.png)
+        path = folder.path / "snapshots.pt"
+        with torch.no_grad():
+            fake = t.sampler()(noise[:, :PICTURE_POINTS]).float().cpu()
+        kept = load_checkpoint(path) if path.is_file() else {**pictured(), "steps": {}}
+        kept["steps"][t.step] = fake  # a resumed run redraws a step: the same points
+        save_checkpoint(kept, path)
 
     def hooks() -> list[Hook]:
         shown = [trainer.step]  # steps the sweep's bar holds for this population
@@ -63,7 +74,8 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm,
             bar.update((t.step - shown[0]) * len(members))
             shown[0] = t.step
 
-        return [Hook(advance, every=SYNC_EVERY), Hook(log_metrics, every=shared.eval.every)]
+        return [Hook(advance, every=SYNC_EVERY), Hook(log_metrics, every=shared.eval.every),
+                Hook(keep_snapshot, at=shared.eval.snapshots, final=False)]
 
     return (yield from execute_iter(Run(folder, record(members), trainer, shared.train.steps,
                                         device, shared.output.checkpoint_every, overwrite=overwrite,
