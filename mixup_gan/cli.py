@@ -178,7 +178,8 @@ def _add_sample_parser(sub) -> None:
         "write each as a PNG (000000.png, 000001.png, ...), G's outputs in [-1, 1] mapped to "
         "0-255.")
     sample.add_argument("--checkpoint", type=Path, required=True,
-                        help="an image run's checkpoint.pt or best.pt")
+                        help="an image run's checkpoint.pt, best.pt or a kept "
+                        "generators/step_N.pt")
     sample.add_argument("--n", type=int, default=64, help="number of images (default: 64)")
     sample.add_argument("--out", type=Path, default=Path("samples"),
                         help="folder the PNGs are written to, made if missing; same-named "

@@ -35,8 +35,10 @@ MARKER_TEXT = "made by mixup-gan; --overwrite deletes this folder only while it 
               "nothing but what mixup-gan writes\n"
 # What a run folder holds (every run kind): --overwrite deletes a folder holding nothing else.
 RUN_FILES = frozenset({MARKER, "config.yaml", "metrics.jsonl", "checkpoint.pt", "best.pt",
-                       "summary.json", "final_samples.pt", "snapshots.png", "metrics.png"})
-RUN_SUBFOLDERS = {"snapshots": "step_", "samples": "step_", "tensorboard": "events.out."}
+                       "summary.json", "final_samples.pt", "snapshots.pt", "snapshots.png",
+                       "metrics.png"})
+RUN_SUBFOLDERS = {"snapshots": "step_", "samples": "step_", "generators": "step_",
+                  "tensorboard": "events.out."}
 MAX_NAME = 200  # characters of a run or sweep name (a file name has at most 255 bytes)
 
 

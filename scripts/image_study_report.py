@@ -49,6 +49,7 @@ from mixup_gan.image.generator import load_generator  # noqa: E402
 
 RUN_NAME = re.compile(r"(?P<arch>\w+?)_(?P<loss>bce|hinge)_(?P<arm>\w+)_seed(?P<seed>\d+)$")
 ARMS = ("erm", "mixup", "levers")
+KEPT = re.compile(r"step_(\d+)\.pt")  # generators/step_<N>.pt, as eval.generator_every names them
 KID_SUBSETS = 100  # torch-fidelity's default, of 1,000 images each
 
 
@@ -143,9 +144,12 @@ def fid_curve(folder: Path, net: LeNet, reference: Tensor, reference_stats: dict
     """FID and KID of each generator a run kept (`generators/step_<k>.pt`), by step."""
     points = []
     for path in sorted((folder / "generators").glob("step_*.pt")):
-        step = int(path.stem.removeprefix("step_"))
-        points.append({"step": step, **distances(net.features(draw(path, n)), reference,
-                                                  reference_stats)})
+        kept = KEPT.fullmatch(path.name)
+        if kept is None:  # not one the run wrote (step_final.pt, a copy): left out
+            print(f"{path}: not a kept generator's name (step_<N>.pt), left out")
+            continue
+        points.append({"step": int(kept[1]), **distances(net.features(draw(path, n)),
+                                                          reference, reference_stats)})
     return points
 
 

@@ -38,22 +38,22 @@ def same(a, b):
 
 
 def test_kept_generators_are_the_generators_of_shorter_runs(tmp_path):
-    """generators/step_2.pt of a 6-step run is, bit for bit, the generator (and EMA) a 2-step
-    run ends with; the last one is the final checkpoint's. Neither D nor the optimizers are
-    kept."""
-    run_image(tiny(tmp_path, "eval.generator_every=2"), "long")
-    run_image(tiny(tmp_path, "train.steps=2"), "short")
+    """generators/step_3.pt of a 7-step run is, bit for bit, the generator (and EMA) a 3-step
+    run ends with; the last step (7, not a multiple of 3) is kept too and is the final
+    checkpoint's. Neither D nor the optimizers are kept."""
+    run_image(tiny(tmp_path, "eval.generator_every=3", "train.steps=7"), "long")
+    run_image(tiny(tmp_path, "train.steps=3"), "short")
     kept = tmp_path / "long" / "generators"
     assert sorted(p.name for p in kept.iterdir()) == [
-        "step_0000002.pt", "step_0000004.pt", "step_0000006.pt"]
+        "step_0000003.pt", "step_0000006.pt", "step_0000007.pt"]
     for use_ema in (True, False):
         short = weights(tmp_path / "short" / "checkpoint.pt", use_ema)
-        assert same(weights(kept / "step_0000002.pt", use_ema), short)
-        assert same(weights(kept / "step_0000006.pt", use_ema),
+        assert same(weights(kept / "step_0000003.pt", use_ema), short)
+        assert same(weights(kept / "step_0000007.pt", use_ema),
                     weights(tmp_path / "long" / "checkpoint.pt", use_ema))
-        assert not same(weights(kept / "step_0000004.pt", use_ema), short)
-    state = load_checkpoint(kept / "step_0000004.pt")  # weights_only
-    assert state["step"] == 4 and set(state["nets"]) == {"generator", "ema"}
+        assert not same(weights(kept / "step_0000006.pt", use_ema), short)
+    state = load_checkpoint(kept / "step_0000006.pt")  # weights_only
+    assert state["step"] == 6 and set(state["nets"]) == {"generator", "ema"}
     assert state["optimizers"] == {}
 
 
@@ -64,6 +64,14 @@ def test_kept_generators_survive_a_resume_and_off_keeps_none(tmp_path):
     assert sorted(p.name for p in kept.iterdir()) == ["step_0000003.pt", "step_0000006.pt"]
     run_image(tiny(tmp_path), "off")
     assert not (tmp_path / "off" / "generators").exists()
+
+
+def test_overwrite_deletes_a_run_with_kept_generators(tmp_path):
+    config = tiny(tmp_path, "eval.generator_every=3")
+    run_image(config, "again")
+    before = (tmp_path / "again" / "generators" / "step_0000003.pt").stat().st_mtime_ns
+    run_image(config, "again", overwrite=True)
+    assert (tmp_path / "again" / "generators" / "step_0000003.pt").stat().st_mtime_ns != before
 
 
 @pytest.mark.parametrize("value", ["0", "-2", "1.5", "often"])
@@ -93,15 +101,29 @@ def test_the_report_scores_every_kept_generator(tmp_path, monkeypatch):
     runs = tmp_path / "study"
     run_image(tiny(runs, "eval.generator_every=3"), "dcgan_bce_levers_seed0")
     run_image(tiny(runs, "train.seed=1"), "dcgan_bce_erm_seed1")
+    (runs / "dcgan_bce_levers_seed0" / "generators" / "step_final.pt").write_bytes(b"stray")
+    drawn = []
+    original_draw = report.draw
+    monkeypatch.setattr(report, "draw", lambda path, n, seed=0: drawn.append(
+        (path.parent.name, n)) or original_draw(path, n, seed))
     args = argparse.Namespace(runs=runs, dataset="fashion-mnist", data_root="unused",
-                              n=1000, curve_n=1000, out=None)
+                              n=1000, curve_n=1100, out=None)
     report.report(args)
     study = json.loads((runs / "study.json").read_text())
     by_run = {r["run"]: r for r in study["runs"]}
     levers = by_run["dcgan_bce_levers_seed0"]
-    assert [p["step"] for p in levers["curve"]] == [3, 6]
-    assert levers["curve"][-1]["fid"] == levers["fid"]
-    assert levers["curve"][0]["fid"] != levers["fid"]
+    assert [p["step"] for p in levers["curve"]] == [3, 6]  # the stray file is left out
     assert by_run["dcgan_bce_erm_seed1"]["curve"] == []
+    assert sorted(set(drawn)) == [  # the table's --n, the curve's --curve-n, the figure's 64
+        ("dcgan_bce_erm_seed1", 64), ("dcgan_bce_erm_seed1", 1000),
+        ("dcgan_bce_levers_seed0", 64), ("dcgan_bce_levers_seed0", 1000), ("generators", 1100)]
+    # the curve's last point: the final generator, --curve-n images, the table's noise
+    net = report.feature_net(runs / "feature_net_fashion-mnist.pt", fake_split, fake_split)
+    reference = net.features(fake_split[0])
+    expected = report.distances(
+        net.features(original_draw(runs / "dcgan_bce_levers_seed0" / "checkpoint.pt", 1100)),
+        reference, report.fid_features_to_statistics(reference))
+    assert levers["curve"][-1] == {"step": 6, **expected}
+    assert levers["curve"][0]["fid"] != expected["fid"]
     assert (runs / "fid_curves.png").stat().st_size > 0
-    assert study["curve_n"] == 1000
+    assert study["curve_n"] == 1100

@@ -91,3 +91,40 @@ def test_sweep_curves_draws_each_run_and_the_mean_per_sweep(tmp_path, capsys):
     (tmp_path / "a=b" / "results.jsonl").write_text('{"run": "a", "step": 1}\nnot json\n')
     assert curves.main([str(tmp_path / "a=b"), "--out", str(out)]) == 2
     assert "a=b/results.jsonl: line 2 is not a sweep's result row" in capsys.readouterr().err
+
+
+def test_a_modeless_runs_plot_draws_the_metrics_its_rows_hold(tmp_path, closed_figures):
+    """A point file's rows hold the Frechet distance only; a swiss roll's also the curve's
+    shares: no empty panel for a metric the data does not take."""
+    point_rows = [{"step": s, "d_loss": 1.0, "g_loss": 0.5, "frechet": 0.1} for s in (1, 2)]
+    roll_rows = [{**r, "near_curve": 0.5, "curve_covered": 0.9} for r in point_rows]
+    for rows in (point_rows, roll_rows):
+        plots.save_metrics_plot(tmp_path / "m.png", rows, n_modes=None)
+    assert [[ax.get_ylabel() for ax in fig.axes] for fig in closed_figures] == [
+        ["mean loss", "2D Frechet distance"],
+        ["mean loss", "2D Frechet distance", "share near the curve", "share of the curve covered"]]
+
+
+def test_a_sweep_figure_draws_each_datasets_metrics_and_marks_the_rest(tmp_path,
+                                                                     closed_figures):
+    """Ring and swiss roll side by side: one row per metric either takes; a panel whose
+    metric the column's data does not take is switched off and says so."""
+    from mixup_gan.toy.sweep.figures import save_metric_figure, save_settings_figure
+
+    ring = {"data.name": "ring", "modes": 8, "hq_share": 0.9, "frechet": 0.1}
+    roll = {"data.name": "swissroll", "frechet": 0.2, "near_curve": 0.5, "curve_covered": 0.8}
+    rows = [{**r, "loss.alpha": a, "train.seed": 0, "lr": "linear"}
+            for r in (ring, roll) for a in (0.0, 0.2)]
+    save_metric_figure(tmp_path / "a.png", rows, ["data.name"], [("ring",), ("swissroll",)])
+    save_settings_figure(tmp_path / "b.png", [r for r in rows if r["data.name"] == "swissroll"],
+                         ["lr", "data.name"])
+    mixed, alone = closed_figures
+    labels = ["modes covered", "high-quality share", "2D Frechet distance",
+              "share near the curve", "share of the curve covered"]
+    grid = [mixed.axes[i:i + 2] for i in range(0, 10, 2)]  # rows of (ring, swissroll)
+    assert [row[0].get_ylabel() or None for row in grid] == [*labels[:3], None, None]
+    assert [row[0].axison for row in grid] == [True, True, True, False, False]
+    assert [row[1].axison for row in grid] == [False, False, True, True, True]
+    assert "n/a for ring" in grid[3][0].texts[0].get_text()
+    assert grid[0][0].get_title() == "ring" and grid[0][1].get_title() == "swissroll"
+    assert [ax.get_ylabel() for ax in alone.axes] == labels[2:]

@@ -489,3 +489,25 @@ def test_a_sweep_keeps_samples_at_its_snapshot_steps_across_a_crash(tmp_path, mo
     plain = run_sweep(write_sweep(tmp_path, TINY.format(out=tmp_path / "c")), progress=False)
     assert not list(plain.glob("populations/*/snapshots.pt"))
     assert not (plain / "strips.png").exists()
+
+
+def test_overwrite_deletes_populations_that_kept_snapshots(tmp_path):
+    text = TINY.replace("  eval.every: 3\n", "  eval.every: 3\n  eval.snapshots: [2]\n")
+    path = write_sweep(tmp_path, text.format(out=tmp_path / "a"))
+    first = kept_samples(run_sweep(path, progress=False))
+    again = kept_samples(run_sweep(path, progress=False, overwrite=True))
+    assert first.keys() == again.keys()
+    assert all(torch.equal(first[r][2], again[r][2]) for r in first)  # trained again, same
+
+
+@pytest.mark.parametrize(("name", "reference"), [("swissroll", "ring_paper"),
+                                                 ("ring", "swissroll")])
+def test_a_reference_off_the_swiss_roll_is_refused_too(tmp_path, name, reference):
+    root = Path(__file__).resolve().parent.parent
+    body = (f"base: {root}/configs/toy/swissroll_mixup.yaml\nset:\n  train.steps: 1\n"
+            f"  data.reference: {root}/toy_data/{reference}.csv\ngrid:\n"
+            f"  data.name: [{name}]\nseeds: [0]\n" + f"output: {tmp_path}\n")
+    where = "its curve" if name == "swissroll" else "its modes"
+    with pytest.raises(ConfigError, match=rf"does not look like data.name '{name}' .* lie "
+                                          rf"near {where}"):
+        run_sweep(write_sweep(tmp_path, body), progress=False)

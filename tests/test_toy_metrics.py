@@ -1,11 +1,12 @@
 """Toy metrics pinned on hand-made point sets."""
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
-from mixup_gan.toy.data import grid, ring, swissroll
+from mixup_gan.toy.data import grid, read_points, ring, swissroll
 from mixup_gan.toy.metrics import METRICS, Metric, curve_metrics, evaluate, frechet_2d, mode_metrics
 
 RING = ring()
@@ -76,6 +77,12 @@ def test_curve_metrics_by_hand():
     for chunk in (1, 2, 1024):
         m = curve_metrics(samples, curve, 0.1, chunk=chunk)
         assert m == {"near_curve": pytest.approx(1 / 3), "curve_covered": pytest.approx(1 / 3)}
+    # the threshold is the radius in std: at 2 std (0.2) nothing is near; at 4 (0.4), (1, 0.35)
+    # is near (1, 0) too, which (0, 0.25) is not: 2 of 3 samples, 2 of 3 curve points
+    assert curve_metrics(samples, curve, 0.1, threshold=2.0) == {
+        "near_curve": 0.0, "curve_covered": 0.0}
+    assert curve_metrics(samples, curve, 0.1, threshold=4.0) == {
+        "near_curve": pytest.approx(2 / 3), "curve_covered": pytest.approx(2 / 3)}
 
 
 def test_true_swiss_roll_samples_are_near_and_cover_the_curve():
@@ -85,6 +92,9 @@ def test_true_swiss_roll_samples_are_near_and_cover_the_curve():
     # normal's |N(0, std)|, within 3 std 99.73% of the time (2D noise reaches further: 98.9%).
     assert m["near_curve"] == pytest.approx(0.9973, abs=1.5e-3)
     assert m["curve_covered"] == 1.0
+    shipped = read_points(Path(__file__).resolve().parents[1] / "toy_data" / "swissroll.csv")
+    m = curve_metrics(shipped, ROLL.curve, ROLL.std)  # the reference runs are judged against
+    assert m["near_curve"] > 0.99 and m["curve_covered"] == 1.0
 
 
 def test_collapse_and_half_a_roll_read_in_the_covered_share():

@@ -17,7 +17,7 @@ from ..runtime import bf16_autocast, eval_noise, resolve_device, stream_seed
 from ..train import GANTrainer
 from .config import ToyConfig, ToyModelConfig, ToyTrainConfig
 from .data import MemberSampler, ToyDistribution, make_distribution, read_points
-from .metrics import evaluate, mode_metrics
+from .metrics import curve_metrics, evaluate, mode_metrics
 from .nets import ToyDiscriminator, ToyGenerator
 from .plots import Snapshot, d_grid, save_metrics_plot, save_snapshot, save_strip
 
@@ -30,19 +30,23 @@ def reference_points(config: ToyConfig, dist: ToyDistribution) -> torch.Tensor:
 
     A reference file that does not look like the distribution is an error: say, a ring
     reference left in a config switched to the grid. True samples lie within 3 std of a mode
-    98.9% of the time (1 - e^-4.5); a file with fewer than 90% there is refused.
+    98.9% of the time (1 - e^-4.5), within 3 std of the swiss roll's curve 99.7%; a file
+    with fewer than 90% there is refused.
     """
     if not config.data.reference:
         return dist.sample(config.eval.n_samples, torch.Generator().manual_seed(REFERENCE_SEED))
     points = read_points(config.data.reference)
+    near, where = None, ""
     if dist.has_modes:
-        near = mode_metrics(points, dist.centers, dist.std)["hq_share"]
-        if near < 0.9:
-            raise ConfigError(
-                f"data.reference {config.data.reference!r} does not look like data.name "
-                f"{config.data.name!r} (scale {config.data.scale!r}): only {near:.0%} of its "
-                "points lie near its modes; point it at the matching set or set it to null"
-            )
+        near, where = mode_metrics(points, dist.centers, dist.std)["hq_share"], "its modes"
+    elif dist.has_curve:
+        near, where = curve_metrics(points, dist.curve, dist.std)["near_curve"], "its curve"
+    if near is not None and near < 0.9:
+        raise ConfigError(
+            f"data.reference {config.data.reference!r} does not look like data.name "
+            f"{config.data.name!r} (scale {config.data.scale!r}): only {near:.0%} of its "
+            f"points lie near {where}; point it at the matching set or set it to null"
+        )
     return points
 
 

@@ -40,14 +40,19 @@ def save_sweep_figures(root: Path, keys: list[str], final: dict[str, dict]) -> N
     save_snapshot_figure(root, rows, others, combos)
 
 
+def _applies(metric: Metric, dataset: str) -> bool:
+    """Whether `metric` applies to the named dataset (a point file: only to metrics that
+    need nothing)."""
+    return metric.applies(make_distribution(dataset)) if dataset in DATASETS else not metric.needs
+
+
 def figure_metrics(datasets) -> list[Metric]:
     """The registry's drawn metrics that apply to any of the named datasets, in registry
     order (a point file has neither modes nor a curve: the Frechet distance)."""
     names = set()
     for name in datasets:
-        dist = make_distribution(name) if name in DATASETS else None
-        names |= {m.name for m in drawn(dist is not None and dist.has_modes)
-                  if (m.applies(dist) if dist is not None else not m.needs)}
+        has_modes = name in DATASETS and make_distribution(name).has_modes
+        names |= {m.name for m in drawn(has_modes) if _applies(m, name)}
     return [m for m in METRICS.values() if m.name in names]
 
 
@@ -60,8 +65,13 @@ def _label_dataset_column(axes, col: int, dataset: str, metrics: list[Metric]) -
     """A dataset's column of metric panels (one row per drawn metric): title, axis labels, a
     share's 0-1 range, a log axis, a dashed line at the dataset's mode count."""
     dist = make_distribution(dataset) if dataset != "points" else None
-    axes[0][col].set_title(dataset)
     for row, metric in enumerate(metrics):
+        if not _applies(metric, dataset):
+            axes[row][col].clear()  # a curve metric on a ring: nothing to draw
+            axes[row][col].axis("off")
+            axes[row][col].text(0.5, 0.5, f"{metric.label}:\nn/a for {dataset}",
+                                ha="center", va="center", fontsize=8, color="grey")
+            continue
         axes[row][col].set_ylabel(metric.label)
         if metric.scale == "modes" and dist is not None and dist.has_modes:
             axes[row][col].axhline(len(dist.centers), color="grey", lw=0.8, ls="--")
@@ -69,6 +79,7 @@ def _label_dataset_column(axes, col: int, dataset: str, metrics: list[Metric]) -
             axes[row][col].set_ylim(0, 1.02)
         elif metric.scale == "log" and axes[row][col].has_data():
             axes[row][col].set_yscale("log")
+    axes[0][col].set_title(dataset)
 
 
 def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) -> None:
@@ -95,11 +106,12 @@ def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) ->
                 axes[row][col].errorbar(alphas, means, yerr=spreads, marker="o", ms=4,
                                         capsize=3,
                                         label=_label(keys, combo, skip="data.name") or "runs")
-        _label_dataset_column(axes, col, dataset, metrics)
         for row in range(len(metrics)):
             axes[row][col].set_xlabel("alpha (0 = ERM)")
             axes[row][col].grid(alpha=0.3)
-        axes[0][col].legend(fontsize=8)
+        first = next(row for row, m in enumerate(metrics) if _applies(m, dataset))
+        axes[first][col].legend(fontsize=8)
+        _label_dataset_column(axes, col, dataset, metrics)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
