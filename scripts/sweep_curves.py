@@ -1,8 +1,10 @@
 """A metric against the training step for sweeps side by side: one thin line per run, the mean
 over a sweep's runs thick, one colour per sweep. For comparing recipes trained as separate
-sweeps (each folder's `results.jsonl`, as `mixup-gan sweep` or `--report` writes it).
+sweeps (each folder's `results.jsonl`, as `mixup-gan sweep` or `--report` writes it), or
+the settings of one sweep: `--split KEY` gives each value of a grid key its own colour.
 
 Usage: python scripts/sweep_curves.py [LABEL=]FOLDER ... --out curves.png [--metric hq_share]
+           [--split loss.gradient_penalty]
 """
 
 from __future__ import annotations
@@ -38,29 +40,51 @@ def read_curves(folder: Path, metric: str) -> dict[str, list[tuple[int, float]]]
     return curves
 
 
+def run_values(folder: Path, key: str) -> dict[str, str]:
+    """Each run's value of `key` (a grid key its rows carry), by run id."""
+    values = {}
+    for line in (folder / "results.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        if key not in row:
+            raise ValueError(f"{folder / 'results.jsonl'}: no {key!r} in its rows (--split "
+                             "takes a key of the sweep's grid or cases)")
+        values[row["run"]] = str(row[key])
+    return values
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", help="sweep folders, optionally LABEL=FOLDER")
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--metric", default="hq_share")
+    parser.add_argument("--split", metavar="KEY", help="a colour per value of this grid key")
     args = parser.parse_args(argv)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for i, given in enumerate(args.folders):
+    groups = []  # (label, curves by run)
+    for given in args.folders:
         named = "=" in given and not Path(given).is_dir()  # a folder's name may hold a "="
         label, _, folder = given.partition("=") if named else ("", "", given)
+        label = label or Path(folder).name
         try:
             curves = read_curves(Path(folder), args.metric)
+            values = run_values(Path(folder), args.split) if args.split else {}
         except ValueError as exc:
             print(f"sweep_curves: error: {exc}", file=sys.stderr)
             return 2
+        if not args.split:
+            groups.append((label, curves))
+            continue
+        for value in dict.fromkeys(values[run] for run in curves):
+            groups.append((f"{label} {args.split.split('.')[-1]} {value}",
+                           {run: c for run, c in curves.items() if values[run] == value}))
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for i, (label, curves) in enumerate(groups):
         color = f"C{i}"
         for points in curves.values():
             ax.plot(*zip(*points, strict=True), color=color, alpha=0.3, lw=0.8)
         steps = sorted({s for points in curves.values() for s, _ in points})
         mean = [statistics.mean(v for points in curves.values() for s, v in points if s == step)
                 for step in steps]
-        ax.plot(steps, mean, color=color, lw=2.5,
-                label=f"{label or Path(folder).name} (mean of {len(curves)} runs)")
+        ax.plot(steps, mean, color=color, lw=2.5, label=f"{label} (mean of {len(curves)} runs)")
     ax.set(xlabel="iteration", ylabel=args.metric)
     ax.grid(alpha=0.3)
     ax.legend()

@@ -128,3 +128,33 @@ def test_a_sweep_figure_draws_each_datasets_metrics_and_marks_the_rest(tmp_path,
     assert "n/a for ring" in grid[3][0].texts[0].get_text()
     assert grid[0][0].get_title() == "ring" and grid[0][1].get_title() == "swissroll"
     assert [ax.get_ylabel() for ax in alone.axes] == labels[2:]
+
+
+def test_sweep_curves_splits_one_sweep_by_a_grid_key(tmp_path, capsys):
+    """--split KEY: one colour (and mean) per value of the key within a folder; a key the
+    rows do not carry exits 2 naming it."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("sweep_curves", "scripts/sweep_curves.py")
+    curves = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curves)
+    rows = [("a", 0.0, 1, 0.1), ("a", 0.0, 2, 0.3), ("b", 0.1, 1, 0.5), ("b", 0.1, 2, 0.9),
+            ("c", 0.1, 1, 0.7), ("c", 0.1, 2, 0.7)]
+    (tmp_path / "s").mkdir()
+    (tmp_path / "s" / "results.jsonl").write_text("".join(json.dumps(
+        {"run": r, "loss.gradient_penalty": g, "step": t, "near_curve": v}) + "\n"
+        for r, g, t, v in rows))
+    out = tmp_path / "c.png"
+    assert curves.main([f"roll={tmp_path / 's'}", "--out", str(out), "--metric", "near_curve",
+                        "--split", "loss.gradient_penalty"]) == 0
+    lines = plt.gcf().axes[0].get_lines()
+    plt.close("all")
+    means = [line for line in lines if "mean" in line.get_label()]
+    assert [m.get_label() for m in means] == ["roll gradient_penalty 0.0 (mean of 1 runs)",
+                                              "roll gradient_penalty 0.1 (mean of 2 runs)"]
+    assert list(means[1].get_ydata()) == pytest.approx([0.6, 0.8])
+    assert means[0].get_color() != means[1].get_color()
+    assert curves.main([str(tmp_path / "s"), "--out", str(out), "--metric", "near_curve",
+                        "--split", "train.ema"]) == 2
+    assert "no 'train.ema' in its rows" in capsys.readouterr().err
