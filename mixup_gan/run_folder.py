@@ -33,7 +33,6 @@ MARKER = ".mixup-gan-run"  # written into every run folder: --overwrite removes 
 SWEEP_MARKER = ".mixup-gan-sweep"  # written into every sweep folder
 MARKER_TEXT = "made by mixup-gan; --overwrite deletes this folder only while it holds " \
               "nothing but what mixup-gan writes\n"
-# What a run folder holds (every run kind): --overwrite deletes a folder holding nothing else.
 RUN_FILES = frozenset({MARKER, "config.yaml", "metrics.jsonl", "checkpoint.pt", "best.pt",
                        "summary.json", "final_samples.pt", "snapshots.pt", "snapshots.png",
                        "metrics.png"})
