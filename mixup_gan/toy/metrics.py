@@ -22,15 +22,12 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
 
 from ..frechet import frechet_distance, statistics
-
-if TYPE_CHECKING:
-    from .data import ToyDistribution
+from .data import DATASETS, ToyDistribution, make_distribution
 
 
 def mode_metrics(samples: Tensor, centers: Tensor, std: float, threshold: float = 3.0) -> dict:
@@ -130,6 +127,11 @@ class Metric:
     def applies(self, dist: ToyDistribution) -> bool:
         """Whether `dist` has what this metric needs."""
         return {"": True, "modes": dist.has_modes, "curve": dist.has_curve}[self.needs]
+
+    def applies_to(self, name: str) -> bool:
+        """Whether it applies to the dataset named `name` (a `data.name`; a point file has
+        neither modes nor a curve): what a sweep's table and figures decide from rows."""
+        return self.applies(make_distribution(name)) if name in DATASETS else not self.needs
 
     @property
     def arrow(self) -> str:

@@ -40,19 +40,13 @@ def save_sweep_figures(root: Path, keys: list[str], final: dict[str, dict]) -> N
     save_snapshot_figure(root, rows, others, combos)
 
 
-def _applies(metric: Metric, dataset: str) -> bool:
-    """Whether `metric` applies to the named dataset (a point file: only to metrics that
-    need nothing)."""
-    return metric.applies(make_distribution(dataset)) if dataset in DATASETS else not metric.needs
-
-
 def figure_metrics(datasets) -> list[Metric]:
     """The registry's drawn metrics that apply to any of the named datasets, in registry
     order (a point file has neither modes nor a curve: the Frechet distance)."""
     names = set()
     for name in datasets:
         has_modes = name in DATASETS and make_distribution(name).has_modes
-        names |= {m.name for m in drawn(has_modes) if _applies(m, name)}
+        names |= {m.name for m in drawn(has_modes) if m.applies_to(name)}
     return [m for m in METRICS.values() if m.name in names]
 
 
@@ -66,7 +60,7 @@ def _label_dataset_column(axes, col: int, dataset: str, metrics: list[Metric]) -
     share's 0-1 range, a log axis, a dashed line at the dataset's mode count."""
     dist = make_distribution(dataset) if dataset != "points" else None
     for row, metric in enumerate(metrics):
-        if not _applies(metric, dataset):
+        if not metric.applies_to(dataset):
             axes[row][col].clear()  # a curve metric on a ring: nothing to draw
             axes[row][col].axis("off")
             axes[row][col].text(0.5, 0.5, f"{metric.label}:\nn/a for {dataset}",
@@ -109,7 +103,7 @@ def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) ->
         for row in range(len(metrics)):
             axes[row][col].set_xlabel("alpha (0 = ERM)")
             axes[row][col].grid(alpha=0.3)
-        first = next(row for row, m in enumerate(metrics) if _applies(m, dataset))
+        first = next(row for row, m in enumerate(metrics) if m.applies_to(dataset))
         axes[first][col].legend(fontsize=8)
         _label_dataset_column(axes, col, dataset, metrics)
     fig.tight_layout()
@@ -117,15 +111,21 @@ def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) ->
     plt.close(fig)
 
 
-def _final_samples(root: Path) -> tuple[dict, dict, dict]:
-    """Each finished run's final samples, the points it was judged on, its plot limit."""
-    samples, reals, limits = {}, {}, {}
-    for path in (root / "populations").glob("*/final_samples.pt"):
+def _pictured(root: Path, name: str, pick) -> tuple[dict, dict, dict]:
+    """From each population's `name` file (final_samples.pt, snapshots.pt): by run id, what
+    `pick(state, k)` takes for member k, the points it was judged on, its plot limit."""
+    taken, reals, limits = {}, {}, {}
+    for path in (root / "populations").glob(f"*/{name}"):
         state = torch.load(path, weights_only=True)
         for k, run_id in enumerate(state["ids"]):
-            samples[run_id], reals[run_id] = state["fake"][k], state["real"][k]
+            taken[run_id], reals[run_id] = pick(state, k), state["real"][k]
             limits[run_id] = state["limits"][k]
-    return samples, reals, limits
+    return taken, reals, limits
+
+
+def _final_samples(root: Path) -> tuple[dict, dict, dict]:
+    """Each finished run's final samples, the points it was judged on, its plot limit."""
+    return _pictured(root, "final_samples.pt", lambda state, k: state["fake"][k])
 
 
 def save_snapshot_figure(root: Path, rows: list[dict], keys: list[str], combos) -> None:
@@ -205,12 +205,8 @@ def save_seed_snapshots(root: Path, rows: list[dict], keys: list[str]) -> None:
 def save_strips(root: Path, rows: list[dict], keys: list[str]) -> None:
     """The first seed's samples at each `eval.snapshots` step, one row per setting (grid
     values but the seed): how each setting's samples change over training."""
-    kept, reals, limits = {}, {}, {}
-    for path in (root / "populations").glob("*/snapshots.pt"):
-        state = torch.load(path, weights_only=True)
-        for k, run_id in enumerate(state["ids"]):
-            kept[run_id] = {step: fake[k] for step, fake in state["steps"].items()}
-            reals[run_id], limits[run_id] = state["real"][k], state["limits"][k]
+    kept, reals, limits = _pictured(root, "snapshots.pt", lambda state, k: {
+        step: fake[k] for step, fake in state["steps"].items()})
     first_seed = rows[0]["train.seed"]
     grid_rows, row_limits = [], []
     for setting, done in _settings(rows, keys).items():

@@ -13,7 +13,6 @@ from pathlib import Path
 from ...checkpoint import atomic_write
 from ...config import ConfigError
 from ...run_folder import RunFolder
-from ..data import DATASETS, make_distribution
 from ..metrics import METRICS
 from .figures import save_sweep_figures
 from .grid import SweepRun, group_name
@@ -75,9 +74,7 @@ def summary_table(keys: list[str], ids: list[str], final: dict[str, dict]) -> st
             row = final[run_id]
             settings.setdefault(tuple(row[k] for k in keys), []).append(row)
     datasets = {row["data.name"] for done in settings.values() for row in done}
-    metrics = [m for m in METRICS.values()
-               if any(m.applies(make_distribution(d)) if d in DATASETS else not m.needs
-                      for d in datasets)]
+    metrics = [m for m in METRICS.values() if any(m.applies_to(d) for d in datasets)]
     lines = ["| " + " | ".join(keys + ["seeds", "step", *(f"{m.name} {m.arrow}"
                                                           for m in metrics)]) + " |",
              "|" + "---|" * (len(keys) + 2 + len(metrics))]
