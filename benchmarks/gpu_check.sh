@@ -7,8 +7,10 @@
 # stages: bench sides shard toy grid tests (default: bench toy grid tests, in that order; sides
 # is only bench_sweep's populations side by side vs one after another; shard is bench_shard's
 # sweep sharded over 1, 2, 4, 8 GPUs, as many as there are, and 2 processes on one GPU,
-# through torchrun's RANK/WORLD_SIZE/LOCAL_RANK); GRID_GRID replaces the
-# sweep's grid, e.g. GRID_GRID='{data.name: [ring, grid], model.latent_dim: [2]}'. If the
+# through torchrun's RANK/WORLD_SIZE/LOCAL_RANK); GRID_CONFIG picks the sweep (default
+# configs/sweeps/figure5_20k.yaml; configs/sweeps/ablation_20k.yaml is issue 25's 20,000-
+# iteration ablation), GRID_GRID replaces its grid, e.g.
+# GRID_GRID='{data.name: [ring, grid], model.latent_dim: [2]}'. If the
 # sweep fails with its populations side by side, it resumes with one at a time.
 set -u
 OUT=${OUT:-/tmp/gpu_check}
@@ -53,11 +55,12 @@ fi
 
 GRID=""
 if has grid; then
-  say "Figure-5 grid, 20,000 iterations, in the background"
+  GRID_CONFIG=${GRID_CONFIG:-configs/sweeps/figure5_20k.yaml}
+  say "sweep $GRID_CONFIG in the background"
   EXTRA=()
   [ -n "${GRID_GRID:-}" ] && EXTRA=(--set "grid=$GRID_GRID")
   sweep() {
-    OMP_NUM_THREADS=2 mixup-gan sweep -c configs/sweeps/figure5_20k.yaml --no-progress \
+    OMP_NUM_THREADS=2 mixup-gan sweep -c "$GRID_CONFIG" --no-progress \
       --set output=/tmp/sweeps "${EXTRA[@]}" "$@"
   }
   ( time { sweep || { echo "== side by side failed: resuming one population at a time"

@@ -43,6 +43,7 @@ from torch_fidelity.metric_fid import (  # noqa: E402
 from torch_fidelity.metric_kid import kid_features_to_metric  # noqa: E402
 
 from mixup_gan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from mixup_gan.classify.nets import LeNet  # noqa: E402
 from mixup_gan.config import ConfigError  # noqa: E402
 from mixup_gan.datasets import fit_side, idx_split  # noqa: E402
 from mixup_gan.image.generator import load_generator  # noqa: E402
@@ -53,27 +54,6 @@ KEPT = re.compile(r"step_(\d+)\.pt")  # generators/step_<N>.pt, as eval.generato
 KID_SUBSETS = 100  # torch-fidelity's default, of 1,000 images each
 
 
-class LeNet(nn.Module):
-    """32x32 single-channel images in [-1, 1] -> 10 logits; `features` is the 128-d layer."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Flatten(), nn.Linear(64 * 5 * 5, 128), nn.ReLU(),
-        )
-        self.head = nn.Linear(128, 10)
-
-    def forward(self, x: Tensor) -> Tensor:
-        return self.head(self.body(x))
-
-    @torch.no_grad()
-    def features(self, x: Tensor, batch: int = 1000) -> Tensor:
-        self.eval()
-        return torch.cat([self.body(x[i:i + batch]) for i in range(0, len(x), batch)]).double()
-
-
 def pixels(dataset: str, root: str, train: bool) -> tuple[Tensor, Tensor]:
     """The split at 32x32 as the GANs see it, in [-1, 1], and its labels."""
     images, labels = idx_split(dataset, root, train=train, download=False)  # read once
@@ -82,7 +62,7 @@ def pixels(dataset: str, root: str, train: bool) -> tuple[Tensor, Tensor]:
 
 def feature_net(path: Path, train: tuple[Tensor, Tensor], test: tuple[Tensor, Tensor]) -> LeNet:
     """Load the feature net from `path`, or train it (seed 0, 2 epochs of Adam) and save it."""
-    net = LeNet()
+    net = LeNet((1, 32, 32), 10)  # the classic width, 32 and 64 channels
     if path.is_file():
         net.load_state_dict(load_checkpoint(path)["net"])
         return net

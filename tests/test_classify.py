@@ -67,6 +67,30 @@ def test_preact_resnet18_matches_the_reference_size():
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
+def test_lenet_is_the_study_reports_feature_net_and_costs_an_mlp_at_width_8():
+    classic = CLASSIFIERS["lenet"]((1, 32, 32), 10)  # scripts/image_study_report.py's
+    assert [tuple(p.shape) for p in classic.parameters()] == [
+        (32, 1, 5, 5), (32,), (64, 32, 5, 5), (64,), (128, 1600), (128,), (10, 128), (10,)]
+    small = CLASSIFIERS["lenet"]((1, 28, 28), 10, 8)
+    assert sum(p.numel() for p in small.parameters()) == 37_610
+    x = torch.randn(5, 1, 28, 28)
+    features = small.features(x, batch=2)
+    assert features.dtype == torch.float64 and features.shape == (5, 128)
+    torch.testing.assert_close(small.head(features.float()), small(x))
+
+
+def test_a_net_too_big_for_the_images_exits_2_naming_both_keys(tmp_path, capsys):
+    from mixup_gan.cli import main
+
+    for _ in range(2):  # the refused run leaves nothing that changes the second answer
+        code = main(["classify", "--set", "model.name=lenet", "--set", f"output.dir={tmp_path}",
+                     "--set", "output.name=small", "--set", "train.device=cpu"])
+        assert code == 2
+        err = capsys.readouterr().err.strip()
+        assert "model.name: 'lenet' needs images of at least 16x16; data.name 'digits' has 8x8" \
+            in err and len(err.splitlines()) == 1
+
+
 @pytest.mark.parametrize(
     ("override", "match"),
     [

@@ -233,6 +233,14 @@ def test_image_bank_and_classification_read_the_fetched_set(tmp_path, small_sets
     assert (len(data.train), len(data.test)) == (12, 5)
     assert torch.allclose(data.train.inputs[:, 0] * std + mean, pixels / 255, atol=1e-6)
     assert int(data.corrupted.sum()) <= 6
+    from mixup_gan.classify.runner import run_classify
+
+    summary = run_classify(load_config(None, ClassifyConfig, [
+        "data.name=fashion-mnist", f"data.root={tmp_path}", "data.download=false",
+        "model.name=lenet", "model.hidden=8", "train.epochs=2", "train.batch_size=4",
+        "train.milestones=[1]", f"output.dir={tmp_path}", "output.progress=false",
+        "train.device=cpu"]), "lenet")
+    assert summary["epochs"] == 2 and 0 <= summary["last_test_error"] <= 1
 
 
 def test_missing_or_corrupt_files_exit_2_naming_the_command_or_the_file(tmp_path, small_sets,

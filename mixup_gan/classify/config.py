@@ -40,7 +40,7 @@ class ClassifyDataConfig:
 @dataclass
 class ClassifyModelConfig:
     name: str = option("mlp", choices=CLASSIFIERS)
-    hidden: int = option(256, ge=1, le=MAX_WIDTH, doc="mlp/cnn width")
+    hidden: int = option(256, ge=1, le=MAX_WIDTH, doc="mlp units; cnn/lenet: first conv channels")
 
 
 @dataclass

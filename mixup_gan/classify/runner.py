@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from .. import loop
 from ..checkpoint import check_layout, training_state
+from ..config import ConfigError
 from ..hooks import Hook
 from ..mixup import mixup_batch
 from ..run_folder import RunFolder
@@ -95,9 +96,14 @@ class ClassifierTrainer:
                  device: torch.device) -> None:
         self.cfg, self.data, self.device = config, data, device
         train = config.train
+        net = CLASSIFIERS[config.model.name]
+        side = min(data.input_shape[1:], default=1)
+        if side < getattr(net, "min_side", 1):
+            raise ConfigError(f"model.name: {config.model.name!r} needs images of at least "
+                              f"{net.min_side}x{net.min_side}; data.name {config.data.name!r} "
+                              f"has {'x'.join(map(str, data.input_shape[1:]))}")
         torch.manual_seed(stream_seed(train.seed, "init"))  # model init
-        self.model = CLASSIFIERS[config.model.name](data.input_shape, data.num_classes,
-                                                    config.model.hidden).to(device)
+        self.model = net(data.input_shape, data.num_classes, config.model.hidden).to(device)
         self.opt = torch.optim.SGD(self.model.parameters(), lr=train.lr,
                                    momentum=train.momentum, weight_decay=train.weight_decay)
         self.schedule = torch.optim.lr_scheduler.MultiStepLR(self.opt, train.milestones,
