@@ -260,6 +260,23 @@ def test_penalized_runs_train_apart():
          r"set.train.lr_schedule: name a key of the section"),
         ("grid:\n  loss.alpha: [1]\nset:\n  train: {lr_schedule: {kind: linear}}\n"
          "  train.lr_schedule.kind: cosine\n", r"set.train.lr_schedule.kind is given twice"),
+        ("grid:\n  data.name: [ring]\ntargets:\n  rings: {hq_share: 0.9}\n",
+         r"targets.rings: no run of this sweep has data.name 'rings' \(its runs have \['ring'\]"),
+        ("grid:\n  data.name: [ring]\ntargets:\n  ring: {hq: 0.9}\n",
+         r"targets.ring.hq: not a metric \(one of \['modes', 'hq_share'"),
+        ("grid:\n  data.name: [ring]\ntargets:\n  ring: {near_curve: 0.9}\n",
+         r"targets.ring.near_curve: near_curve does not apply to ring \(it needs data with "
+         r"curve\)"),
+        ("grid:\n  data.name: [ring]\ntargets:\n  ring: {hq_share: high}\n",
+         r"targets.ring.hq_share: expected a finite number, got 'high'"),
+        ("grid:\n  data.name: [ring]\ntargets:\n  ring: {modes: true}\n",
+         r"targets.ring.modes: expected a finite number, got True"),
+        ("grid:\n  data.name: [ring]\ntargets:\n  ring: {reverse_kl: .nan}\n",
+         r"targets.ring.reverse_kl: expected a finite number, got nan"),
+        ("grid:\n  data.name: [ring]\ntargets:\n  ring: 0.9\n",
+         r"targets.ring: expected metric names with the value a seed must reach"),
+        ("grid:\n  data.name: [ring]\ntargets: [ring]\n",
+         r"targets: expected a mapping, got \[.ring.\]"),
     ],
 )
 def test_bad_sweeps_fail_before_training(tmp_path, monkeypatch, body, match):
@@ -411,14 +428,17 @@ def test_an_ablation_of_cases_end_to_end(tmp_path):
     cases = TINY.format(out=tmp_path / "a").replace("  loss.alpha: [0, 0.2]\n", "").replace(
         "grid:", "cases:\n  - {}\n  - {train.lr_schedule.kind: linear}\n"
         "  - {train.lr_schedule.kind: linear, loss.gradient_penalty: 1}\ngrid:")
+    cases += "targets:\n  ring: {modes: 0, frechet: 1.0e+9}\n"  # every seed reaches these
     root = run_sweep(write_sweep(tmp_path, cases), progress=False)
     table = (root / "summary.md").read_text().splitlines()
     assert table[0].startswith("| train.lr_schedule.kind | loss.gradient_penalty | data.name "
-                               "| seeds |")
+                               "| seeds |") and table[0].endswith("| every target |")
     assert [line.split(" | ")[:3] for line in table[2:]] == [
         ["| constant", "0.0", "ring"], ["| constant", "0.0", "grid"],
         ["| linear", "0.0", "ring"], ["| linear", "0.0", "grid"],
         ["| linear", "1.0", "ring"], ["| linear", "1.0", "grid"]]
+    assert [line.split(" | ")[-1] for line in table[2:]] == ["2/2 |", "n/a |"] * 3
+    assert all("[2/2 ≥ 0]" in line and "[2/2 ≤ 1e+09]" in line for line in table[2::2])
     assert (root / "summary.png").is_file() and (root / "snapshots.png").is_file()
     grid = TINY.replace("  loss.alpha: [0, 0.2]\n", "  train.lr_schedule.kind: [linear]\n"
                         "  loss.gradient_penalty: [1]\n")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from ...member_losses import member_planner
 from ...run_folder import check_run_name
 from ..config import ToyConfig
 from ..data import ToyDistribution, make_distribution
+from ..metrics import METRICS
 from ..runner import reference_points
 
 _SECTIONS = section_paths(ToyConfig)  # what `set`, `grid` and `cases` write out as key paths
@@ -49,6 +51,9 @@ class SweepConfig:
                         "CUDA stream of its own); null: up to 8 on CUDA, 1 on CPU")
     output: str = option("runs/sweeps", doc="folder for this sweep's results")
     name: str | None = option(None, doc="default: the sweep file's stem")
+    targets: dict[str, Any] = option(
+        {}, doc="data.name -> {metric: value}: the value a seed must reach (at least it where "
+                "higher is better, at most where lower); summary.md counts the seeds that do")
 
 
 @dataclass
@@ -170,7 +175,29 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
                                   "values give the same settings)")
             seen.add(run_id)
             runs.append(SweepRun(run_id, values, config, _flat(config), *data_sets[data]))
+    _check_targets(sweep.targets, {r.config.data.name for r in runs}, source)
     return runs
+
+
+def _check_targets(targets: dict[str, Any], datasets: set[str], source: str) -> None:
+    """Each target names data some run uses, and metrics that apply to it, with numbers."""
+    for name, wanted in targets.items():
+        where = f"{source}: targets.{name}"
+        if name not in datasets:
+            raise ConfigError(f"{where}: no run of this sweep has data.name {name!r} (its "
+                              f"runs have {sorted(datasets)})")
+        if not isinstance(wanted, dict) or not wanted:
+            raise ConfigError(f"{where}: expected metric names with the value a seed must "
+                              f"reach, e.g. {{hq_share: 0.95}}; got {wanted!r}")
+        for metric, value in wanted.items():
+            if metric not in METRICS:
+                raise ConfigError(f"{where}.{metric}: not a metric (one of {list(METRICS)})")
+            if not METRICS[metric].applies_to(name):
+                raise ConfigError(f"{where}.{metric}: {metric} does not apply to {name} "
+                                  f"(it needs data with {METRICS[metric].needs})")
+            if isinstance(value, bool) or not isinstance(value, int | float) \
+                    or not math.isfinite(value):
+                raise ConfigError(f"{where}.{metric}: expected a finite number, got {value!r}")
 
 
 def _run_id(values: dict[str, Any]) -> str:

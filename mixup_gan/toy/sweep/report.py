@@ -13,14 +13,16 @@ from pathlib import Path
 from ...checkpoint import atomic_write
 from ...config import ConfigError
 from ...run_folder import RunFolder
-from ..metrics import METRICS
+from ..metrics import METRICS, Metric
 from .figures import save_sweep_figures
 from .grid import SweepRun, group_name
 
 
-def write_results(root: Path, runs: list[SweepRun], groups: list[list[SweepRun]]) -> None:
+def write_results(root: Path, runs: list[SweepRun], groups: list[list[SweepRun]],
+                  targets: dict[str, dict[str, float]] | None = None) -> None:
     """Collect every population's rows into results.jsonl / results.csv, then the summary
-    table (summary.md) and the figures, all from these plain rows."""
+    table (summary.md, counting the seeds that reach `targets`) and the figures, all from
+    these plain rows."""
     by_id = {r.id: r for r in runs}
     rows = []
     for members in groups:
@@ -41,7 +43,7 @@ def write_results(root: Path, runs: list[SweepRun], groups: list[list[SweepRun]]
     atomic_write(root / "results.csv", table.getvalue())
     keys = [k for k in runs[0].values if k != "train.seed"]
     final = final_rows(rows)
-    atomic_write(root / "summary.md", summary_table(keys, [r.id for r in runs], final))
+    atomic_write(root / "summary.md", summary_table(keys, [r.id for r in runs], final, targets))
     save_sweep_figures(root, keys, final)
 
 
@@ -63,11 +65,23 @@ def final_rows(rows: list[dict]) -> dict[str, dict]:
     return final
 
 
-def summary_table(keys: list[str], ids: list[str], final: dict[str, dict]) -> str:
+def reaches(metric: Metric, value: float | None, target: float) -> bool:
+    """Whether `value` is at least `target` where higher is better, at most where lower."""
+    if value is None or not math.isfinite(value):
+        return False
+    return value >= target if metric.better == "higher" else value <= target
+
+
+def summary_table(keys: list[str], ids: list[str], final: dict[str, dict],
+                  targets: dict[str, dict[str, float]] | None = None) -> str:
     """Markdown: one line per setting (grid values but the seed), last-step metrics (every
     registered one, its header arrow saying which way is better) as mean ± std over seeds.
     A run with no high-quality sample has no reverse KL ("n/a"); a metric that applies to
-    none of the sweep's data (the curve's shares on a ring and grid sweep) has no column."""
+    none of the sweep's data (the curve's shares on a ring and grid sweep) has no column.
+    With `targets` (data.name -> metric -> value), a metric's cell also counts the seeds
+    that reach its target, `[3/5 ≥ 0.95]`, and a last column the seeds that reach all of
+    their data's targets at once."""
+    targets = targets or {}
     settings: dict[tuple, list[dict]] = {}
     for run_id in ids:
         if run_id in final:
@@ -75,11 +89,24 @@ def summary_table(keys: list[str], ids: list[str], final: dict[str, dict]) -> st
             settings.setdefault(tuple(row[k] for k in keys), []).append(row)
     datasets = {row["data.name"] for done in settings.values() for row in done}
     metrics = [m for m in METRICS.values() if any(m.applies_to(d) for d in datasets)]
+    extra = ["every target"] if targets else []
     lines = ["| " + " | ".join(keys + ["seeds", "step", *(f"{m.name} {m.arrow}"
-                                                          for m in metrics)]) + " |",
-             "|" + "---|" * (len(keys) + 2 + len(metrics))]
+                                                          for m in metrics), *extra]) + " |",
+             "|" + "---|" * (len(keys) + 2 + len(metrics) + len(extra))]
     for setting, done in settings.items():
-        cells = [mean_spread([d.get(m.name) for d in done]) for m in metrics]
+        wanted = targets.get(done[0]["data.name"], {})
+        cells = []
+        for m in metrics:
+            cell = mean_spread([d.get(m.name) for d in done])
+            if m.name in wanted:
+                hits = sum(reaches(m, d.get(m.name), wanted[m.name]) for d in done)
+                cell += f" [{hits}/{len(done)} {'≥' if m.better == 'higher' else '≤'} " \
+                        f"{wanted[m.name]:g}]"
+            cells.append(cell)
+        if targets:
+            every = sum(all(reaches(METRICS[k], d.get(k), v) for k, v in wanted.items())
+                        for d in done)
+            cells.append(f"{every}/{len(done)}" if wanted else "n/a")
         step = max(d["step"] for d in done)
         lines.append("| " + " | ".join([*map(str, setting), str(len(done)), str(step), *cells])
                      + " |")

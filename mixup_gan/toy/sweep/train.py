@@ -181,7 +181,7 @@ def run_sweep(path: str | Path, overrides: list[str] = (), *, progress: bool = T
     missing = not_done(root, groups)
     if report or not missing:
         with sweep_lock(root):
-            write_results(root, runs, groups)
+            write_results(root, runs, groups, sweep.targets)
     if missing and note is not None:
         then = ("" if report else
                 "; the last shard to finish writes the results (or run again with --report)")
