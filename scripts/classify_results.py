@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from mixup_gan.classify.config import ClassifyConfig
 from mixup_gan.classify.data import load_data
@@ -21,6 +22,7 @@ from mixup_gan.toy.sweep.report import mean_spread
 
 METHODS = {"ERM": "erm", "mixup (alpha 1)": "mixup"}
 CORRUPT, SEEDS = (0.0, 0.2, 0.5, 0.8), (0, 1, 2)
+CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "classify"
 
 
 def main() -> None:
@@ -38,20 +40,30 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="a config override for every run")
     args = parser.parse_args()
+    if args.net == "lenet" and args.dataset == "digits":
+        raise ConfigError("--net lenet: the digits are 8x8 and a LeNet needs 16x16 or more "
+                          "(use --dataset fashion-mnist)")
+    for share in args.corrupt:  # run names hold whole percents: c20 for 0.2
+        if not (0 <= share <= 1 and abs(share * 100 - round(share * 100)) < 1e-9):
+            raise ConfigError(f"--corrupt {share:g}: give shares in [0, 1] in whole "
+                              "percents, e.g. 0.2 0.5")
     net = "" if args.net == "mlp" else f"{args.net}_"
     prefix = ("" if args.dataset == "digits" else "fmnist_") + net
+    configs = {  # every run's config checked before anything trains
+        (corrupt, mode, seed): load_config(
+            CONFIGS / f"{args.dataset.replace('-', '_')}_{net}{mode}.yaml",
+            ClassifyConfig, [f"data.corrupt={corrupt}", f"train.seed={seed}",
+                             f"output.dir={args.out}", "output.progress=false", *args.set])
+        for corrupt in args.corrupt for mode in METHODS.values() for seed in SEEDS}
     print("| labels corrupted | method | seeds | last test error | best test error "
           "| train acc. (given labels) | memorized (corrupted subset) |")
     print("|---|---|---|---|---|---|---|")
     for corrupt in args.corrupt:
         data = None
         for method, mode in METHODS.items():
-            path = f"configs/classify/{args.dataset.replace('-', '_')}_{net}{mode}.yaml"
             results = []
             for seed in SEEDS:
-                cfg = load_config(path, ClassifyConfig, [
-                    f"data.corrupt={corrupt}", f"train.seed={seed}", f"output.dir={args.out}",
-                    "output.progress=false", *args.set])
+                cfg = configs[corrupt, mode, seed]
                 data = data or load_data(cfg.data)  # corruption uses data.corrupt_seed only
                 name = f"{prefix}c{round(corrupt * 100)}_{mode}_s{seed}"
                 results.append(run_classify(cfg, name, data=data))
@@ -59,7 +71,6 @@ def main() -> None:
                      ("last_test_error", "best_test_error", "train_accuracy", "memorized")]
             print(f"| {corrupt:.0%} | {method} | {len(results)} | " + " | ".join(cells) + " |",
                   flush=True)
-
 
 if __name__ == "__main__":
     try:

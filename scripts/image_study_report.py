@@ -3,8 +3,8 @@ a small classifier trained on the dataset itself, plus a side-by-side sample fig
 
 Inception features run at 5 images/s on one core of the 2-core CPU (`mixup-gan fid`'s fp32
 path: 11,000 images in 2,196 s), so 10,000 generated images per run cost ~35 minutes; a
-classifier trained on the same 28x28 images (a LeNet, two epochs, 88.6% test accuracy on
-Fashion-MNIST) gives features in seconds. The statistics are
+classifier trained on the same images at 32x32, as the GANs see them (a LeNet, two epochs,
+88.6% test accuracy on Fashion-MNIST), gives features in seconds. The statistics are
 torch-fidelity's own (`fid_features_to_statistics`, `fid_statistics_to_metric`,
 `kid_features_to_metric`); only the feature extractor differs, so the numbers compare runs
 with each other, not with published Inception FIDs. The floor is printed too: the same metric

@@ -67,7 +67,7 @@ def test_preact_resnet18_matches_the_reference_size():
     assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)
 
 
-def test_lenet_is_the_study_reports_feature_net_and_costs_an_mlp_at_width_8():
+def test_lenet_is_the_study_reports_feature_net_and_small_at_width_8():
     classic = CLASSIFIERS["lenet"]((1, 32, 32), 10)  # scripts/image_study_report.py's
     assert [tuple(p.shape) for p in classic.parameters()] == [
         (32, 1, 5, 5), (32,), (64, 32, 5, 5), (64,), (128, 1600), (128,), (10, 128), (10,)]
@@ -77,6 +77,8 @@ def test_lenet_is_the_study_reports_feature_net_and_costs_an_mlp_at_width_8():
     features = small.features(x, batch=2)
     assert features.dtype == torch.float64 and features.shape == (5, 128)
     torch.testing.assert_close(small.head(features.float()), small(x))
+    assert CLASSIFIERS["lenet"]((1, 16, 16), 10, 4)(torch.randn(2, 1, 16, 16)).shape == (2, 10)
+    assert CLASSIFIERS["lenet"].min_side == 16  # the smallest side that leaves a pixel
 
 
 def test_a_net_too_big_for_the_images_exits_2_naming_both_keys(tmp_path, capsys):
@@ -89,6 +91,7 @@ def test_a_net_too_big_for_the_images_exits_2_naming_both_keys(tmp_path, capsys)
         err = capsys.readouterr().err.strip()
         assert "model.name: 'lenet' needs images of at least 16x16; data.name 'digits' has 8x8" \
             in err and len(err.splitlines()) == 1
+        assert not any(tmp_path.iterdir())  # refused before the run folder is made
 
 
 @pytest.mark.parametrize(

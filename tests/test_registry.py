@@ -335,14 +335,17 @@ def test_the_table_counts_the_seeds_that_reach_each_target_by_its_direction():
         return {"data.name": "ring", "step": 9, "modes": modes, "hq_share": hq,
                 "reverse_kl": rkl, "frechet": 0.1}
 
-    final = {"a": run(0.98, 0.01), "b": run(0.977, 0.03), "c": run(0.99, None, 7),
-             "d": run(0.5, 0.001)}
+    final = {"a": run(0.98, 0.01), "b": run(0.977, 0.03), "c": run(0.99, None),
+             "d": run(0.5, 0.001, 7)}
     targets = {"ring": {"modes": 8, "hq_share": 0.977, "reverse_kl": 0.02}}
     lines = summary_table(["data.name"], list(final), final, targets).splitlines()
     assert lines[0].endswith("| frechet ↓ | every target |")
     cells = lines[2].split(" | ")
     assert cells[3:6] == ["7.75 ± 0.43 [3/4 ≥ 8]", "0.862 ± 0.21 [3/4 ≥ 0.977]",
                           "0.0137 ± 0.012 (1 n/a) [2/4 ≤ 0.02]"]  # n/a reaches nothing
-    assert cells[6:] == ["0.1 ± 0", "1/4 |"]  # only seed a reaches all three at once
+    assert cells[6:] == ["0.1 ± 0", "1/4 |"]  # only a reaches all three (c's KL is n/a)
     assert summary_table(["data.name"], list(final), final).splitlines()[0].endswith(
         "| frechet ↓ |")  # no targets, no column
+    grid = {"e": {**run(0.9, 0.01), "data.name": "grid", "modes": 25}}
+    line = summary_table(["data.name"], ["e"], grid, targets).splitlines()[2]
+    assert "[" not in line and line.endswith("| n/a |")  # data without targets: no counts

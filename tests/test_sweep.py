@@ -140,6 +140,18 @@ def test_grouping_into_populations():
         assert len({r.config.loss.alpha == 0 for r in members}) == 1
 
 
+def test_targets_read_as_the_config_reads_numbers_and_outlive_a_narrowed_grid(tmp_path):
+    """YAML 1.1's string '2e-2' is a number here as everywhere in a config; a dataset the
+    sweep no longer runs (its grid narrowed by --set) keeps its target without a row."""
+    path = write_sweep(tmp_path, "grid:\n  data.name: [ring, grid]\ntargets:\n"
+                                 "  ring: {reverse_kl: 2e-2, modes: 8}\n  grid: {hq_share: 1}\n")
+    sweep = load_config(path, SweepConfig, ["grid.data.name=[ring]",
+                                            "targets.ring.hq_share=9.77e-1"])
+    assert sweep.targets == {"ring": {"reverse_kl": 0.02, "modes": 8.0, "hq_share": 0.977},
+                             "grid": {"hq_share": 1.0}}
+    assert {r.config.data.name for r in expand(sweep, str(path))} == {"ring"}
+
+
 def test_cases_are_settings_crossed_with_the_grid():
     sweep = SweepConfig(cases=[{}, {"loss.alpha": 0.5, "train.lr_schedule.kind": "linear"},
                                {"loss.alpha": 1}],
@@ -260,21 +272,39 @@ def test_penalized_runs_train_apart():
          r"set.train.lr_schedule: name a key of the section"),
         ("grid:\n  loss.alpha: [1]\nset:\n  train: {lr_schedule: {kind: linear}}\n"
          "  train.lr_schedule.kind: cosine\n", r"set.train.lr_schedule.kind is given twice"),
-        ("grid:\n  data.name: [ring]\ntargets:\n  rings: {hq_share: 0.9}\n",
-         r"targets.rings: no run of this sweep has data.name 'rings' \(its runs have \['ring'\]"),
+        ("grid:\n  data.name: [ring]\ntargets:\n  rign: {hq_share: 0.9}\n",
+         r"targets.rign: not a data.name \(one of \['ring', 'grid', 'swissroll', 'points'\]"),
         ("grid:\n  data.name: [ring]\ntargets:\n  ring: {hq: 0.9}\n",
          r"targets.ring.hq: not a metric \(one of \['modes', 'hq_share'"),
         ("grid:\n  data.name: [ring]\ntargets:\n  ring: {near_curve: 0.9}\n",
          r"targets.ring.near_curve: near_curve does not apply to ring \(it needs data with "
          r"curve\)"),
+        ("grid:\n  data.name: [swissroll]\ntargets:\n  swissroll: {modes: 1}\n",
+         r"targets.swissroll.modes: modes does not apply to swissroll \(it needs data with "
+         r"modes\)"),
         ("grid:\n  data.name: [ring]\ntargets:\n  ring: {hq_share: high}\n",
-         r"targets.ring.hq_share: expected a finite number, got 'high'"),
+         r"targets.ring.hq_share: expected float, got 'high'"),
         ("grid:\n  data.name: [ring]\ntargets:\n  ring: {modes: true}\n",
-         r"targets.ring.modes: expected a finite number, got True"),
+         r"targets.ring.modes: expected float, got True"),
         ("grid:\n  data.name: [ring]\ntargets:\n  ring: {reverse_kl: .nan}\n",
          r"targets.ring.reverse_kl: expected a finite number, got nan"),
+        ("grid:\n  data.name: [ring]\ntargets:\n  ring: {frechet: .inf}\n",
+         r"targets.ring.frechet: expected a finite number, got inf"),
+        ("grid:\n  data.name: [ring]\ntargets:\n  ring: {hq_share: 97.7}\n",
+         r"targets.ring.hq_share: 97.7 can never be reached \(hq_share lies between 0 and 1\)"),
+        ("grid:\n  data.name: [ring]\ntargets:\n  ring: {modes: 9}\n",
+         r"targets.ring.modes: 9.0 can never be reached \(modes lies between 0 and 8\)"),
+        ("grid:\n  data.name: [grid]\ntargets:\n  grid: {modes: 26}\n",
+         r"between 0 and 25\)"),
+        ("grid:\n  data.name: [ring]\ntargets:\n  ring: {reverse_kl: -0.5}\n",
+         r"targets.ring.reverse_kl: -0.5 can never be reached \(reverse_kl lies between 0 "
+         r"and inf\)"),
         ("grid:\n  data.name: [ring]\ntargets:\n  ring: 0.9\n",
-         r"targets.ring: expected metric names with the value a seed must reach"),
+         r"targets.ring: expected a mapping, got 0.9"),
+        ("grid:\n  data.name: [ring]\ntargets:\n  ring: {}\n",
+         r"targets.ring: name at least one metric and the value a seed must reach"),
+        ("grid:\n  data.name: [ring]\ntargets:\n  ring: null\n",
+         r"targets.ring: expected a mapping, got None"),
         ("grid:\n  data.name: [ring]\ntargets: [ring]\n",
          r"targets: expected a mapping, got \[.ring.\]"),
     ],

@@ -28,8 +28,9 @@ class SmallCNN(nn.Sequential):
 
 class LeNet(nn.Module):
     """Two 5x5 conv + 2x2 max-pool stages (`hidden` and 2*`hidden` channels), a 128-unit
-    layer (`features`), then the logits (`head`). For 28x28 or 32x32 images; `hidden` 8 costs
-    about what the MLP costs per image, 32 is the classic width."""
+    layer (`features`), then the logits (`head`). For 28x28 or 32x32 images; at `hidden` 8 it
+    has a seventh of the 784-256-256-10 MLP's weights and costs about 4x its step on a CPU;
+    32 is the classic width."""
 
     min_side = 16  # the smallest height and width the two stages leave a pixel of
 

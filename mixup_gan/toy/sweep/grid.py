@@ -27,7 +27,7 @@ from ...config import (
 from ...member_losses import member_planner
 from ...run_folder import check_run_name
 from ..config import ToyConfig
-from ..data import ToyDistribution, make_distribution
+from ..data import NAMES, ToyDistribution, make_distribution
 from ..metrics import METRICS
 from ..runner import reference_points
 
@@ -51,7 +51,7 @@ class SweepConfig:
                         "CUDA stream of its own); null: up to 8 on CUDA, 1 on CPU")
     output: str = option("runs/sweeps", doc="folder for this sweep's results")
     name: str | None = option(None, doc="default: the sweep file's stem")
-    targets: dict[str, Any] = option(
+    targets: dict[str, dict[str, float]] = option(
         {}, doc="data.name -> {metric: value}: the value a seed must reach (at least it where "
                 "higher is better, at most where lower); summary.md counts the seeds that do")
 
@@ -122,6 +122,7 @@ def checked(sweep: SweepConfig, source: str) -> SweepConfig:
             raise ConfigError(f"{source}: grid.{key}: expected a list of values, got {values!r}")
         if not values:
             raise ConfigError(f"{source}: grid.{key} has no values")
+    _check_targets(sweep.targets, source)
     if "train.seed" in sweep.grid:
         raise ConfigError(f"{source}: grid.train.seed: list seeds under 'seeds' instead")
     for i, case in enumerate(sweep.cases):
@@ -175,29 +176,34 @@ def expand(sweep: SweepConfig, source: str) -> list[SweepRun]:
                                   "values give the same settings)")
             seen.add(run_id)
             runs.append(SweepRun(run_id, values, config, _flat(config), *data_sets[data]))
-    _check_targets(sweep.targets, {r.config.data.name for r in runs}, source)
     return runs
 
 
-def _check_targets(targets: dict[str, Any], datasets: set[str], source: str) -> None:
-    """Each target names data some run uses, and metrics that apply to it, with numbers."""
+def _check_targets(targets: dict[str, dict[str, float]], source: str) -> None:
+    """Each target names a toy dataset and metrics that apply to it, with values a seed can
+    reach. A dataset the sweep does not run (its grid narrowed by --set) has no row to count."""
     for name, wanted in targets.items():
         where = f"{source}: targets.{name}"
-        if name not in datasets:
-            raise ConfigError(f"{where}: no run of this sweep has data.name {name!r} (its "
-                              f"runs have {sorted(datasets)})")
-        if not isinstance(wanted, dict) or not wanted:
-            raise ConfigError(f"{where}: expected metric names with the value a seed must "
-                              f"reach, e.g. {{hq_share: 0.95}}; got {wanted!r}")
+        if name not in NAMES:
+            raise ConfigError(f"{where}: not a data.name (one of {list(NAMES)})")
+        if not wanted:
+            raise ConfigError(f"{where}: name at least one metric and the value a seed must "
+                              "reach, e.g. {hq_share: 0.95}")
         for metric, value in wanted.items():
             if metric not in METRICS:
                 raise ConfigError(f"{where}.{metric}: not a metric (one of {list(METRICS)})")
-            if not METRICS[metric].applies_to(name):
+            m = METRICS[metric]
+            if not m.applies_to(name):
                 raise ConfigError(f"{where}.{metric}: {metric} does not apply to {name} "
-                                  f"(it needs data with {METRICS[metric].needs})")
-            if isinstance(value, bool) or not isinstance(value, int | float) \
-                    or not math.isfinite(value):
+                                  f"(it needs data with {m.needs})")
+            if not math.isfinite(value):
                 raise ConfigError(f"{where}.{metric}: expected a finite number, got {value!r}")
+            top = {"share": 1.0, "modes": None}.get(m.scale, math.inf)
+            if top is None:
+                top = len(make_distribution(name).centers)
+            if not 0 <= value <= top:
+                raise ConfigError(f"{where}.{metric}: {value!r} can never be reached "
+                                  f"({metric} lies between 0 and {top:g})")
 
 
 def _run_id(values: dict[str, Any]) -> str:
