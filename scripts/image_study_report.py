@@ -7,8 +7,11 @@ classifier trained on the same images at 32x32, as the GANs see them (a LeNet, t
 88.6% test accuracy on Fashion-MNIST), gives features in seconds. The statistics are
 torch-fidelity's own (`fid_features_to_statistics`, `fid_statistics_to_metric`,
 `kid_features_to_metric`); only the feature extractor differs, so the numbers compare runs
-with each other, not with published Inception FIDs. The floor is printed too: the same metric
-between 10,000 real training images and the 10,000 test images.
+with each other, not with published Inception FIDs, and only within one feature net: it is
+trained once per runs folder and kept there (`feature_net_<dataset>.pt`); one trained on
+another machine or thread count scales the numbers differently (docs/results.md: 188 vs 165
+for the same run). The floor is printed too: the same metric between 10,000 real training
+images and the 10,000 test images.
 
 Runs are the folders `scripts/image_study.sh` writes (`<arch>_<loss>_<arm>_seed<k>`); a run
 without `summary.json` (unfinished) is listed as such and left out of the means. Each run's
@@ -152,7 +155,7 @@ def curve_figure(results: list[dict], path: Path) -> None:
             mean = [statistics.mean(p["fid"] for r in runs for p in r["curve"] if p["step"] == s)
                     for s in steps]
             ax.plot(steps, mean, color=f"C{i}", lw=2, marker="o", ms=3,
-                    label=f"{arm} ({len(runs)} seeds)")
+                    label=f"{arm} ({len(runs)} seed{'' if len(runs) == 1 else 's'})")
         ax.set_title(f"{arch}, {loss}", fontsize=9)
         ax.set_xlabel("generator step")
         ax.set_ylabel("FID (LeNet features)")
