@@ -72,6 +72,7 @@ def main() -> None:
             print(f"| {corrupt:.0%} | {method} | {len(results)} | " + " | ".join(cells) + " |",
                   flush=True)
 
+
 if __name__ == "__main__":
     try:
         main()

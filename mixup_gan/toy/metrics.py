@@ -133,6 +133,13 @@ class Metric:
         neither modes nor a curve): what a sweep's table and figures decide from rows."""
         return self.applies(make_distribution(name)) if name in DATASETS else not self.needs
 
+    def most(self, dist: ToyDistribution) -> float:
+        """The largest value it takes on `dist` (all metrics are >= 0): the mode count for
+        a count of modes, 1 for a share, no bound for a distance."""
+        if self.scale == "modes":
+            return float(len(dist.centers))
+        return 1.0 if self.scale == "share" else math.inf
+
     @property
     def arrow(self) -> str:
         """↑ when higher is better, ↓ when lower is."""

@@ -68,7 +68,7 @@ def _label_dataset_column(axes, col: int, dataset: str, metrics: list[Metric]) -
             continue
         axes[row][col].set_ylabel(metric.label)
         if metric.scale == "modes" and dist is not None and dist.has_modes:
-            axes[row][col].axhline(len(dist.centers), color="grey", lw=0.8, ls="--")
+            axes[row][col].axhline(metric.most(dist), color="grey", lw=0.8, ls="--")
         elif metric.scale == "share":
             axes[row][col].set_ylim(0, 1.02)
         elif metric.scale == "log" and axes[row][col].has_data():

@@ -27,7 +27,7 @@ from ...config import (
 from ...member_losses import member_planner
 from ...run_folder import check_run_name
 from ..config import ToyConfig
-from ..data import NAMES, ToyDistribution, make_distribution
+from ..data import DATASETS, NAMES, ToyDistribution, make_distribution
 from ..metrics import METRICS
 from ..runner import reference_points
 
@@ -198,9 +198,7 @@ def _check_targets(targets: dict[str, dict[str, float]], source: str) -> None:
                                   f"(it needs data with {m.needs})")
             if not math.isfinite(value):
                 raise ConfigError(f"{where}.{metric}: expected a finite number, got {value!r}")
-            top = {"share": 1.0, "modes": None}.get(m.scale, math.inf)
-            if top is None:
-                top = len(make_distribution(name).centers)
+            top = m.most(make_distribution(name)) if name in DATASETS else math.inf
             if not 0 <= value <= top:
                 raise ConfigError(f"{where}.{metric}: {value!r} can never be reached "
                                   f"({metric} lies between 0 and {top:g})")
