@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # The image study: ERM vs the paper's mixup (real-fake, Beta(0.2)) vs mixup with the toy
 # recipe's levers (zero-centred gradient penalty 1 on the mixed points, lr decayed linearly
-# to 0), one run per arm and seed, one after another. Rerun the same command to resume:
-# finished runs only report, an interrupted one resumes from its last checkpoint.
+# to 0), one run per arm and seed, one after another. Two more arms split the levers:
+# erm_decay (ERM with the lr decay alone) and mixup_decay (the paper's mixup with the lr
+# decay, no penalty); name them in ARMS. Rerun the same command to resume: finished runs
+# only report, an interrupted one resumes from its last checkpoint.
 #   scripts/image_study.sh                      # Fashion-MNIST, DCGAN, BCE, seeds 0-2
 #   DATASET=mnist LOSS=hinge SEEDS="0" scripts/image_study.sh
 # Settings (environment): DATASET (fashion-mnist, mnist), ARCH (dcgan, sn_resnet), LOSS
-# (bce, hinge), SEEDS, ARMS (erm mixup levers), STEPS (default: the config's), DATA_ROOT
-# (data; fill it with `mixup-gan data fetch $DATASET --root data`), RUNS (runs/image_study),
-# MIXUP_GAN (the command; default: python -m mixup_gan.cli), EXTRA (more --set arguments).
+# (bce, hinge), SEEDS, ARMS (erm mixup levers; also erm_decay mixup_decay), STEPS (default:
+# the config's), DATA_ROOT (data; fill it with `mixup-gan data fetch $DATASET --root data`),
+# RUNS (runs/image_study), MIXUP_GAN (the command; default: python -m mixup_gan.cli), EXTRA
+# (more --set arguments).
 set -euo pipefail
 DATASET=${DATASET:-fashion-mnist} ARCH=${ARCH:-dcgan} LOSS=${LOSS:-bce}
 SEEDS=${SEEDS:-0 1 2} ARMS=${ARMS:-erm mixup levers}
@@ -16,12 +19,15 @@ DATA_ROOT=${DATA_ROOT:-data} RUNS=${RUNS:-runs/image_study}
 MIXUP_GAN=${MIXUP_GAN:-python -m mixup_gan.cli}
 for seed in $SEEDS; do  # seed-major: every arm's seed 0 first, so early results compare
   for arm in $ARMS; do
+    decay=(--set "train.lr_schedule={kind: linear, final: 0}")
     case $arm in
       erm) config=erm levers=() ;;
       mixup) config=mixup levers=() ;;
-      levers) config=mixup
-              levers=(--set loss.gradient_penalty=1 --set "train.lr_schedule={kind: linear, final: 0}") ;;
-      *) echo "image_study.sh: unknown arm '$arm' (erm, mixup, levers)" >&2; exit 2 ;;
+      levers) config=mixup levers=(--set loss.gradient_penalty=1 "${decay[@]}") ;;
+      erm_decay) config=erm levers=("${decay[@]}") ;;
+      mixup_decay) config=mixup levers=("${decay[@]}") ;;
+      *) echo "image_study.sh: unknown arm '$arm' (erm, mixup, levers, erm_decay, mixup_decay)" >&2
+         exit 2 ;;
     esac
     args=(image --config "configs/image/${DATASET//-/_}_${ARCH}_${config}.yaml" --no-progress
           --set "data.root=$DATA_ROOT" --set data.download=false --set "output.dir=$RUNS/$DATASET"
