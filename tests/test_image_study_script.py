@@ -15,8 +15,10 @@ DECAY = "train.lr_schedule={kind: linear, final: 0}"
 
 def study(**env):
     """The commands the script would run, one argument list per run (MIXUP_GAN prints them)."""
+    settings = ("DATASET", "ARCH", "LOSS", "SEEDS", "ARMS", "STEPS", "DATA_ROOT", "RUNS", "EXTRA")
+    base = {k: v for k, v in os.environ.items() if k not in settings}  # the script's defaults
     done = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, capture_output=True, text=True,
-                          env={**os.environ, "MIXUP_GAN": "printf %s\\x1f", **env})
+                          env={**base, "MIXUP_GAN": "printf %s\\x1f", **env})
     runs = [line.split("\x1f")[:-1] for line in done.stdout.split("\n") if "\x1f" in line]
     return done, runs
 
