@@ -52,7 +52,7 @@ from mixup_gan.datasets import fit_side, idx_split  # noqa: E402
 from mixup_gan.image.generator import load_generator  # noqa: E402
 
 RUN_NAME = re.compile(r"(?P<arch>\w+?)_(?P<loss>bce|hinge)_(?P<arm>\w+)_seed(?P<seed>\d+)$")
-ARMS = ("erm", "mixup", "levers")
+ARMS = ("erm", "mixup", "levers", "erm_decay", "mixup_decay")  # table and colour order
 KEPT = re.compile(r"step_(\d+)\.pt")  # generators/step_<N>.pt, as eval.generator_every names them
 KID_SUBSETS = 100  # torch-fidelity's default, of 1,000 images each
 

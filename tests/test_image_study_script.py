@@ -18,9 +18,15 @@ def study(**env):
     settings = ("DATASET", "ARCH", "LOSS", "SEEDS", "ARMS", "STEPS", "DATA_ROOT", "RUNS", "EXTRA")
     base = {k: v for k, v in os.environ.items() if k not in settings}  # the script's defaults
     done = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, capture_output=True, text=True,
-                          env={**base, "MIXUP_GAN": "printf %s\\x1f", **env})
+                          env={**base, "LC_ALL": "C", "MIXUP_GAN": "printf %s\\x1f", **env})
     runs = [line.split("\x1f")[:-1] for line in done.stdout.split("\n") if "\x1f" in line]
     return done, runs
+
+
+def keys(args):
+    """The keys an argument list sets, in order."""
+    return [v.split("=", 1)[0] for flag, v in zip(args[:-1], args[1:], strict=True)
+            if flag == "--set"]
 
 
 def setting(args, key):
@@ -48,6 +54,10 @@ def test_each_arm_trains_its_config_with_its_levers():
         assert setting(args, "train.lr_schedule") == schedule
         assert setting(args, "loss.gradient_penalty") == penalty
         assert (setting(args, "train.seed"), setting(args, "loss.name")) == ("3", "hinge")
+        levers = {k for k, v in (("train.lr_schedule", schedule),
+                                 ("loss.gradient_penalty", penalty)) if v}
+        assert set(keys(args)) == {"data.root", "data.download", "output.dir", "output.name",
+                                   "train.seed", "loss.name"} | levers  # nothing else changed
 
 
 def test_an_unknown_arm_exits_2_naming_it():
