@@ -17,9 +17,9 @@ DATASET=${DATASET:-fashion-mnist} ARCH=${ARCH:-dcgan} LOSS=${LOSS:-bce}
 SEEDS=${SEEDS:-0 1 2} ARMS=${ARMS:-erm mixup levers}
 DATA_ROOT=${DATA_ROOT:-data} RUNS=${RUNS:-runs/image_study}
 MIXUP_GAN=${MIXUP_GAN:-python -m mixup_gan.cli}
+decay=(--set "train.lr_schedule={kind: linear, final: 0}")
 for seed in $SEEDS; do  # seed-major: every arm's seed 0 first, so early results compare
   for arm in $ARMS; do
-    decay=(--set "train.lr_schedule={kind: linear, final: 0}")
     case $arm in
       erm) config=erm levers=() ;;
       mixup) config=mixup levers=() ;;

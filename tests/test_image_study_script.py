@@ -10,7 +10,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "image_study.sh"
-DECAY = "train.lr_schedule={kind: linear, final: 0}"
+DECAY = "{kind: linear, final: 0}"  # the lr schedule of the decayed arms
 
 
 def study(**env):
@@ -23,15 +23,15 @@ def study(**env):
     return done, runs
 
 
-def keys(args):
-    """The keys an argument list sets, in order."""
-    return [v.split("=", 1)[0] for flag, v in zip(args[:-1], args[1:], strict=True)
+def sets(args):
+    """The (key, value) pairs an argument list sets with --set, in order."""
+    return [tuple(v.split("=", 1)) for flag, v in zip(args[:-1], args[1:], strict=True)
             if flag == "--set"]
 
 
 def setting(args, key):
-    values = [v.split("=", 1)[1] for flag, v in zip(args[:-1], args[1:], strict=True)
-              if flag == "--set" and v.startswith(key + "=")]
+    """The value the last --set of `key` gives, or None."""
+    values = [v for k, v in sets(args) if k == key]
     return values[-1] if values else None
 
 
@@ -43,9 +43,8 @@ def test_each_arm_trains_its_config_with_its_levers():
                              ("erm", "mixup", "levers", "erm_decay", "mixup_decay")]
     expected = {  # arm: (config, lr schedule, gradient penalty)
         "erm": ("erm", None, None), "mixup": ("mixup", None, None),
-        "levers": ("mixup", "{kind: linear, final: 0}", "1"),
-        "erm_decay": ("erm", "{kind: linear, final: 0}", None),
-        "mixup_decay": ("mixup", "{kind: linear, final: 0}", None)}
+        "levers": ("mixup", DECAY, "1"), "erm_decay": ("erm", DECAY, None),
+        "mixup_decay": ("mixup", DECAY, None)}
     for arm, (config, schedule, penalty) in expected.items():
         args = by_name[f"dcgan_hinge_{arm}_seed3"]
         path = args[args.index("--config") + 1]
@@ -56,8 +55,9 @@ def test_each_arm_trains_its_config_with_its_levers():
         assert (setting(args, "train.seed"), setting(args, "loss.name")) == ("3", "hinge")
         levers = {k for k, v in (("train.lr_schedule", schedule),
                                  ("loss.gradient_penalty", penalty)) if v}
-        assert set(keys(args)) == {"data.root", "data.download", "output.dir", "output.name",
-                                   "train.seed", "loss.name"} | levers  # nothing else changed
+        run = {"data.root", "data.download", "output.dir", "output.name", "train.seed",
+               "loss.name"}
+        assert {k for k, _ in sets(args)} == run | levers  # nothing else changed
 
 
 def test_an_unknown_arm_exits_2_naming_it():
