@@ -57,6 +57,11 @@ KEPT = re.compile(r"step_(\d+)\.pt")  # generators/step_<N>.pt, as eval.generato
 KID_SUBSETS = 100  # torch-fidelity's default, of 1,000 images each
 
 
+def arm_order(arm: str) -> tuple[int, str]:
+    """Sort key: the known arms in ARMS order, then any other arm by name."""
+    return (ARMS.index(arm) if arm in ARMS else len(ARMS), arm)
+
+
 def pixels(dataset: str, root: str, train: bool) -> tuple[Tensor, Tensor]:
     """The split at 32x32 as the GANs see it, in [-1, 1], and its labels."""
     images, labels = idx_split(dataset, root, train=train, download=False)  # read once
@@ -144,7 +149,7 @@ def curve_figure(results: list[dict], path: Path) -> None:
     for ax, (arch, loss) in zip(axes[0], panels, strict=True):
         arms = sorted({r["arm"] for r in results
                        if (r["arch"], r["loss"]) == (arch, loss) and r["curve"]},
-                      key=lambda a: (ARMS.index(a) if a in ARMS else len(ARMS), a))
+                      key=arm_order)
         for i, arm in enumerate(arms):
             runs = [r for r in results if (r["arch"], r["loss"], r["arm"]) == (arch, loss, arm)
                     and r["curve"]]
@@ -227,7 +232,7 @@ def report(args: argparse.Namespace) -> None:
     lines = ["| arch | loss | arm | seeds | FID (LeNet) | KID (LeNet) |",
              "|---|---|---|---|---|---|"]
     groups = sorted({(r["arch"], r["loss"], r["arm"]) for r in results},
-                    key=lambda g: (g[0], g[1], ARMS.index(g[2]) if g[2] in ARMS else 9))
+                    key=lambda g: (g[0], g[1], arm_order(g[2])))
     for arch, loss, arm in groups:
         rows = [r for r in results if (r["arch"], r["loss"], r["arm"]) == (arch, loss, arm)]
         seeds = ", ".join(str(r["seed"]) for r in rows)

@@ -67,14 +67,28 @@ def test_an_unknown_arm_exits_2_naming_it():
     assert "unknown arm 'decay'" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
+def report_module():
+    spec = importlib.util.spec_from_file_location("image_study_report",
+                                                  ROOT / "scripts" / "image_study_report.py")
+    report = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(report)
+    return report
+
+
 @pytest.mark.parametrize("name, arch, arm, seed", [
     ("dcgan_hinge_erm_decay_seed2", "dcgan", "erm_decay", 2),
     ("sn_resnet_bce_mixup_decay_seed10", "sn_resnet", "mixup_decay", 10),
     ("sn_resnet_hinge_levers_seed0", "sn_resnet", "levers", 0)])
 def test_the_report_reads_every_arm_name_back(name, arch, arm, seed):
-    spec = importlib.util.spec_from_file_location("image_study_report",
-                                                  ROOT / "scripts" / "image_study_report.py")
-    report = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(report)
+    report = report_module()
     match = report.RUN_NAME.match(name)
     assert (match["arch"], match["arm"], int(match["seed"])) == (arch, arm, seed)
+
+
+def test_the_report_orders_the_script_arms_as_listed_and_others_after_by_name():
+    report = report_module()
+    done, _ = study(ARMS="nothing", SEEDS="0")  # the script lists its arms when refusing one
+    listed = done.stderr.split("(")[1].split(")")[0].split(", ")
+    assert tuple(listed) == report.ARMS  # the two lists of arms are one
+    arms = ["zeta", "mixup_decay", "alpha", "erm", "levers"]
+    assert sorted(arms, key=report.arm_order) == ["erm", "levers", "mixup_decay", "alpha", "zeta"]
