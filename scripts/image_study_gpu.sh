@@ -5,8 +5,9 @@
 # image_study.tar.gz.partNN (15 MiB pieces). Untested on a GPU so far: STEPS is sized from
 # an H100 figure (a DCGAN step of this width on 32x32 digits: ~7,200 images/s
 # alone), not measured. The study's table (FID and KID in a LeNet feature space,
-# scripts/image_study_report.py) is written to $OUT; Inception FID is read afterwards on a CPU:
-#   mixup-gan fid RUN/checkpoint.pt fashion-mnist-test --datasets-root data --metrics fid,kid
+# scripts/image_study_report.py) is written to $OUT; Inception FID (its weights are too big to
+# travel) is read afterwards on a CPU, from the runs unpacked there:
+#   python scripts/image_study_report.py --runs runs/image_study/fashion-mnist --inception 10000
 # Data travel in as the .gz files only (30 MB; decompressed they exceed what can travel):
 #   mkdir -p data/FashionMNIST/raw && cp ROOT/FashionMNIST/raw/*.gz data/FashionMNIST/raw/
 #   run: source .gpu/prelude.sh && scripts/image_study_gpu.sh

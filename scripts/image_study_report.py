@@ -19,9 +19,16 @@ generator is its EMA (what `mixup-gan sample` and `mixup-gan fid` draw), sampled
 noise seed. A run trained with `eval.generator_every` kept its generator along the way
 (`generators/step_<k>.pt`): each of those is scored too (`--curve-n` images), giving FID over
 training (fid_curves.png; the last point is the final generator).
+
+`--inception N` adds the common protocol beside it: torch-fidelity's Inception FID and KID of
+N EMA samples against the test split (`mixup-gan fid RUN/checkpoint.pt <dataset>-test -n N
+--metrics fid,kid`, in process, on CUDA when present), kept in each run as
+`inception_fid_n<N>.json` (the same report `mixup-gan fid --out` writes), so a rerun scores
+only the runs that lack it. On one core of this CPU that is about half an hour per run at
+N = 10,000, plus once the test set (its features are cached).
 Usage: python scripts/image_study_report.py [--runs runs/image_study/fashion-mnist]
            [--dataset fashion-mnist] [--data-root data] [--n 10000] [--curve-n 5000]
-           [--out DIR]
+           [--inception 10000] [--out DIR]
 """
 
 from __future__ import annotations
@@ -45,16 +52,23 @@ from torch_fidelity.metric_fid import (  # noqa: E402
 )
 from torch_fidelity.metric_kid import kid_features_to_metric  # noqa: E402
 
-from mixup_gan.checkpoint import CheckpointError, load_checkpoint, save_checkpoint  # noqa: E402
+from mixup_gan.checkpoint import (  # noqa: E402
+    CheckpointError,
+    atomic_write,
+    load_checkpoint,
+    save_checkpoint,
+)
 from mixup_gan.classify.nets import LeNet  # noqa: E402
 from mixup_gan.config import ConfigError  # noqa: E402
 from mixup_gan.datasets import fit_side, idx_split  # noqa: E402
+from mixup_gan.fid import evaluate  # noqa: E402
 from mixup_gan.image.generator import load_generator  # noqa: E402
 
 RUN_NAME = re.compile(r"(?P<arch>\w+?)_(?P<loss>bce|hinge)_(?P<arm>\w+)_seed(?P<seed>\d+)$")
 ARMS = ("erm", "mixup", "levers", "erm_decay", "mixup_decay")  # table and colour order
 KEPT = re.compile(r"step_(\d+)\.pt")  # generators/step_<N>.pt, as eval.generator_every names them
 KID_SUBSETS = 100  # torch-fidelity's default, of 1,000 images each
+INCEPTION = "inception-v3-compat"  # --inception's extractor: torch-fidelity's FID Inception
 
 
 def arm_order(arm: str) -> tuple[int, str]:
@@ -141,6 +155,20 @@ def fid_curve(folder: Path, net: LeNet, reference: Tensor, reference_stats: dict
     return points
 
 
+def inception_scores(folder: Path, dataset: str, root: str, n: int) -> dict:
+    """Inception FID and KID of the run's EMA generator (n samples) against the test split,
+    read from `inception_fid_n<n>.json` in the run when an earlier call wrote it after the
+    run's last checkpoint (a run trained further since is scored again)."""
+    path, checkpoint = folder / f"inception_fid_n{n}.json", folder / "checkpoint.pt"
+    if not path.is_file() or path.stat().st_mtime_ns < checkpoint.stat().st_mtime_ns:
+        report = evaluate(str(checkpoint), f"{dataset}-test", n=n, metrics=["fid", "kid"],
+                          datasets_root=root, download=False, verbose=False,
+                          feature_extractor=INCEPTION, load_generator=load_generator)
+        atomic_write(path, json.dumps(report, indent=1) + "\n")
+    metrics = json.loads(path.read_text())["metrics"]
+    return {"inception_fid": metrics["fid"], "inception_kid": metrics["kid_mean"]}
+
+
 def curve_figure(results: list[dict], path: Path) -> None:
     """FID over training: one panel per (arch, loss), one colour per arm, a thin line per
     seed and a thick one for the mean over the seeds that reached each step."""
@@ -187,10 +215,16 @@ def main() -> None:
                         "(default: the runs folder)")
     parser.add_argument("--curve-n", type=int, default=5000,
                         help="generated images per kept generator (FID over training)")
+    parser.add_argument("--inception", type=int, default=0, metavar="N",
+                        help="also Inception FID and KID of N samples per run against the "
+                        "test split (the common protocol: 10000); default: off")
     args = parser.parse_args()
     if not args.runs.is_dir():
         parser.error(f"--runs {args.runs}: no such folder")
-    for flag, value in (("--n", args.n), ("--curve-n", args.curve_n)):
+    sizes = {"--n": args.n, "--curve-n": args.curve_n}
+    if args.inception:  # 0: off
+        sizes["--inception"] = args.inception
+    for flag, value in sizes.items():
         if value < 1000:
             parser.error(f"{flag} {value}: at least 1000 (KID's subset size)")
     try:
@@ -223,28 +257,36 @@ def report(args: argparse.Namespace) -> None:
             continue
         scores = distances(net.features(draw(folder / "checkpoint.pt", args.n)), reference,
                            reference_stats)
+        if args.inception:
+            scores |= inception_scores(folder, args.dataset, args.data_root, args.inception)
         curve = fid_curve(folder, net, reference, reference_stats, args.curve_n)
         row = {**match.groupdict(), "seed": int(match["seed"]), "run": folder.name, **scores,
                "curve": curve}
         results.append(row)
         print(f"{folder.name}: FID {scores['fid']:.3f}, KID {scores['kid']:.5f}"
+              + (f"; Inception FID {scores['inception_fid']:.3f}, KID "
+                 f"{scores['inception_kid']:.5f}" if args.inception else "")
               + (f"; FID over training at {len(curve)} steps" if curve else ""))
-    lines = ["| arch | loss | arm | seeds | FID (LeNet) | KID (LeNet) |",
-             "|---|---|---|---|---|---|"]
+    inception = ([("inception_fid", f"FID (Inception, {args.inception})"),
+                  ("inception_kid", "KID (Inception)")] if args.inception else [])
+    columns = [("fid", "FID (LeNet)"), ("kid", "KID (LeNet)"), *inception]
+    lines = ["| arch | loss | arm | seeds | " + " | ".join(c[1] for c in columns) + " |",
+             "|---|---|---|---|" + "---|" * len(columns)]
     groups = sorted({(r["arch"], r["loss"], r["arm"]) for r in results},
                     key=lambda g: (g[0], g[1], arm_order(g[2])))
     for arch, loss, arm in groups:
         rows = [r for r in results if (r["arch"], r["loss"], r["arm"]) == (arch, loss, arm)]
         seeds = ", ".join(str(r["seed"]) for r in rows)
         lines.append(f"| {arch} | {loss} | {arm} | {seeds} | "
-                     f"{mean_std([r['fid'] for r in rows])} | "
-                     f"{mean_std([r['kid'] for r in rows])} |")
-    lines.append(f"| real train vs test | | | | {floor['fid']:.2f} | {floor['kid']:.2f} |")
+                     + " | ".join(mean_std([r[key] for r in rows]) for key, _ in columns) + " |")
+    lines.append(f"| real train vs test | | | | {floor['fid']:.2f} | {floor['kid']:.2f} |"
+                 + " |" * len(inception))
     table = "\n".join(lines) + "\n\nUnfinished: " + (", ".join(unfinished) or "none")
     (out / "study_table.md").write_text(table + "\n")
     (out / "study.json").write_text(json.dumps({"floor": floor, "runs": results,
                                                 "unfinished": unfinished, "n": args.n,
-                                                "curve_n": args.curve_n}, indent=1))
+                                                "curve_n": args.curve_n,
+                                                "inception_n": args.inception}, indent=1))
     print(table)
     firsts = {}
     for arch, loss, arm in groups:

@@ -2,6 +2,7 @@
 and the image study's report scores each kept generator (scripts/image_study_report.py)."""
 
 import argparse
+import dataclasses
 import importlib.util
 import json
 from pathlib import Path
@@ -107,7 +108,7 @@ def test_the_report_scores_every_kept_generator(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "draw", lambda path, n, seed=0: drawn.append(
         (path.parent.name, n)) or original_draw(path, n, seed))
     args = argparse.Namespace(runs=runs, dataset="fashion-mnist", data_root="unused",
-                              n=1000, curve_n=1100, out=None)
+                              n=1000, curve_n=1100, out=None, inception=0)
     report.report(args)
     study = json.loads((runs / "study.json").read_text())
     by_run = {r["run"]: r for r in study["runs"]}
@@ -127,3 +128,58 @@ def test_the_report_scores_every_kept_generator(tmp_path, monkeypatch):
     assert levers["curve"][0]["fid"] != expected["fid"]
     assert (runs / "fid_curves.png").stat().st_size > 0
     assert study["curve_n"] == 1100
+
+
+def test_the_reports_inception_column_is_mixup_gan_fid_and_kept(tmp_path, monkeypatch):
+    """--inception N: each run's score is exactly what `mixup-gan fid RUN/checkpoint.pt
+    fashion-mnist-test -n N --metrics fid,kid` gives (the tiny pixel-pool extractor stands in
+    for Inception, offline), kept in the run so a second report evaluates nothing, and scored
+    again once the run has a newer checkpoint."""
+    from mixup_gan import datasets
+    from test_datasets import fetched, idx_bytes
+
+    report = load_report()
+    monkeypatch.setattr(report, "INCEPTION", "pixel-pool")
+    monkeypatch.setattr(report, "KID_SUBSETS", 3)
+    monkeypatch.setenv("MIXUP_GAN_CACHE", str(tmp_path / "cache"))
+    g = torch.Generator().manual_seed(0)
+    fake_split = (torch.rand(1200, 1, 32, 32, generator=g) * 2 - 1,
+                  torch.randint(0, 10, (1200,), generator=g))
+    monkeypatch.setattr(report, "pixels", lambda dataset, root, train: fake_split)
+    root, counts = tmp_path / "data", {"train": 12, "t10k": 1000}  # KID needs 1,000
+    fetched(root, {f"{split}-{kind}-idx{dims}-ubyte": idx_bytes(kind, values)
+                   for split, n in counts.items()
+                   for kind, dims, values in (
+                       ("images", 3, torch.randint(0, 256, (n, 28, 28), generator=g)),
+                       ("labels", 1, torch.arange(n) % 10))}, "fashion-mnist")
+    monkeypatch.setitem(datasets.IDX_SETS, "fashion-mnist", dataclasses.replace(
+        datasets.IDX_SETS["fashion-mnist"], counts=counts, sha256={}))
+    runs = tmp_path / "study"
+    run_image(tiny(runs), "dcgan_hinge_mixup_decay_seed0")
+    run_image(tiny(runs, "train.seed=1"), "dcgan_hinge_mixup_decay_seed1")
+    args = argparse.Namespace(runs=runs, dataset="fashion-mnist", data_root=str(root), n=1000,
+                              curve_n=1000, out=None, inception=1000)
+    report.report(args)
+    rows = {r["run"]: r for r in json.loads((runs / "study.json").read_text())["runs"]}
+    for seed in (0, 1):
+        run = runs / f"dcgan_hinge_mixup_decay_seed{seed}"
+        assert main(["fid", str(run / "checkpoint.pt"), "fashion-mnist-test", "-n", "1000",
+                     "--metrics", "fid,kid", "--feature-extractor", "pixel-pool",
+                     "--datasets-root", str(root), "--no-download", "--no-progress",
+                     "--out", str(tmp_path / "cli.json")]) == 0
+        metrics = json.loads((tmp_path / "cli.json").read_text())["metrics"]
+        assert rows[run.name]["inception_fid"] == metrics["fid"]
+        assert rows[run.name]["inception_kid"] == metrics["kid_mean"]
+    assert rows["dcgan_hinge_mixup_decay_seed0"]["inception_fid"] != \
+        rows["dcgan_hinge_mixup_decay_seed1"]["inception_fid"]
+    table = (runs / "study_table.md").read_text()
+    assert "FID (Inception, 1000)" in table.splitlines()[0]
+    scored = []
+    original = report.evaluate
+    monkeypatch.setattr(report, "evaluate", lambda generated, *a, **k: scored.append(
+        Path(generated).parent.name) or original(generated, *a, **k))
+    report.report(args)  # both kept: nothing evaluated again
+    assert scored == []
+    run_image(tiny(runs, "train.seed=1", "train.steps=8"), "dcgan_hinge_mixup_decay_seed1")
+    report.report(args)  # trained on: its checkpoint is newer than its score
+    assert scored == ["dcgan_hinge_mixup_decay_seed1"]
