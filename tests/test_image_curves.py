@@ -135,8 +135,9 @@ def test_the_reports_inception_column_is_mixup_gan_fid_and_kept(tmp_path, monkey
     fashion-mnist-test -n N --metrics fid,kid` gives (the tiny pixel-pool extractor stands in
     for Inception, offline), kept in the run so a second report evaluates nothing, and scored
     again once the run has a newer checkpoint."""
-    from mixup_gan import datasets
     from test_datasets import fetched, idx_bytes
+
+    from mixup_gan import datasets
 
     report = load_report()
     monkeypatch.setattr(report, "INCEPTION", "pixel-pool")
