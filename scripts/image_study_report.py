@@ -1,10 +1,10 @@
 """The image study's table: FID and KID of every finished run, measured in the feature space of
 a small classifier trained on the dataset itself, plus a side-by-side sample figure.
 
-Inception features run at 5 images/s on one core of the 2-core CPU (`mixup-gan fid`'s fp32
-path: 11,000 images in 2,196 s), so 10,000 generated images per run cost ~35 minutes; a
-classifier trained on the same images at 32x32, as the GANs see them (a LeNet, two epochs,
-88.6% test accuracy on Fashion-MNIST), gives features in seconds. The statistics are
+Inception features run at about 9 images/s on one core of the 2-core CPU (`mixup-gan fid`'s
+fp32 path, the other core training: 20,000 images in 2,153 s), so 10,000 generated images
+per run cost ~18 minutes; a classifier trained on the same images at 32x32, as the GANs see
+them (a LeNet, two epochs, 88.6% test accuracy on Fashion-MNIST), gives features in seconds. The statistics are
 torch-fidelity's own (`fid_features_to_statistics`, `fid_statistics_to_metric`,
 `kid_features_to_metric`); only the feature extractor differs, so the numbers compare runs
 with each other, not with published Inception FIDs, and only within one feature net: it is
@@ -24,8 +24,8 @@ training (fid_curves.png; the last point is the final generator).
 N EMA samples against the test split (`mixup-gan fid RUN/checkpoint.pt <dataset>-test -n N
 --metrics fid,kid`, in process, on CUDA when present), kept in each run as
 `inception_fid_n<N>.json` (the same report `mixup-gan fid --out` writes), so a rerun scores
-only the runs that lack it. On one core of this CPU that is about half an hour per run at
-N = 10,000, plus once the test set (its features are cached).
+only the runs that lack it. On one core of this CPU that is about 18 minutes per run at
+N = 10,000, plus once as long for the test set (its features are cached).
 Usage: python scripts/image_study_report.py [--runs runs/image_study/fashion-mnist]
            [--dataset fashion-mnist] [--data-root data] [--n 10000] [--curve-n 5000]
            [--inception 10000] [--out DIR]
