@@ -4,8 +4,8 @@ a small classifier trained on the dataset itself, plus a side-by-side sample fig
 Inception features run at about 9 images/s on one core of the 2-core CPU (`mixup-gan fid`'s
 fp32 path, the other core training: 20,000 images in 2,153 s), so 10,000 generated images
 per run cost ~18 minutes; a classifier trained on the same images at 32x32, as the GANs see
-them (a LeNet, two epochs, 88.6% test accuracy on Fashion-MNIST), gives features in seconds. The statistics are
-torch-fidelity's own (`fid_features_to_statistics`, `fid_statistics_to_metric`,
+them (a LeNet, two epochs, 88.6% test accuracy on Fashion-MNIST), gives features in seconds.
+The statistics are torch-fidelity's own (`fid_features_to_statistics`, `fid_statistics_to_metric`,
 `kid_features_to_metric`); only the feature extractor differs, so the numbers compare runs
 with each other, not with published Inception FIDs, and only within one feature net: it is
 trained once per runs folder and kept there (`feature_net_<dataset>.pt`); one trained on
@@ -21,14 +21,17 @@ noise seed. A run trained with `eval.generator_every` kept its generator along t
 training (fid_curves.png; the last point is the final generator).
 
 `--inception N` adds the common protocol beside it: torch-fidelity's Inception FID and KID of
-N EMA samples against the test split (`mixup-gan fid RUN/checkpoint.pt <dataset>-test -n N
---metrics fid,kid`, in process, on CUDA when present), kept in each run as
-`inception_fid_n<N>.json` (the same report `mixup-gan fid --out` writes), so a rerun scores
-only the runs that lack it. On one core of this CPU that is about 18 minutes per run at
-N = 10,000, plus once as long for the test set (its features are cached).
+N EMA samples against the test split, computed as `mixup-gan fid RUN/checkpoint.pt
+<dataset>-test -n N --metrics fid,kid --no-download` computes them (in process, on CUDA when
+present; the weights are found before any other work, `--inception-weights` as in `mixup-gan
+fid`). Each run keeps its score as `inception_fid_n<N>.json`, `mixup-gan fid`'s report plus
+the checkpoint's SHA-256, the dataset and N, so a rerun scores only new or retrained runs; a
+file of that name that is not such a record stops the report, named. On one core of this CPU
+that is about 18 minutes per run at N = 10,000, plus once as long for the test set (its
+features are cached).
 Usage: python scripts/image_study_report.py [--runs runs/image_study/fashion-mnist]
            [--dataset fashion-mnist] [--data-root data] [--n 10000] [--curve-n 5000]
-           [--inception 10000] [--out DIR]
+           [--inception 10000 [--inception-weights PATH]] [--out DIR]
 """
 
 from __future__ import annotations
@@ -61,14 +64,16 @@ from mixup_gan.checkpoint import (  # noqa: E402
 from mixup_gan.classify.nets import LeNet  # noqa: E402
 from mixup_gan.config import ConfigError  # noqa: E402
 from mixup_gan.datasets import fit_side, idx_split  # noqa: E402
-from mixup_gan.fid import evaluate  # noqa: E402
+from mixup_gan.fid import evaluate, resolve_inception_weights  # noqa: E402
+from mixup_gan.fid.evaluator import INCEPTION as INCEPTION_V3  # noqa: E402
+from mixup_gan.fid.inception import file_sha256  # noqa: E402
 from mixup_gan.image.generator import load_generator  # noqa: E402
 
 RUN_NAME = re.compile(r"(?P<arch>\w+?)_(?P<loss>bce|hinge)_(?P<arm>\w+)_seed(?P<seed>\d+)$")
 ARMS = ("erm", "mixup", "levers", "erm_decay", "mixup_decay")  # table and colour order
 KEPT = re.compile(r"step_(\d+)\.pt")  # generators/step_<N>.pt, as eval.generator_every names them
 KID_SUBSETS = 100  # torch-fidelity's default, of 1,000 images each
-INCEPTION = "inception-v3-compat"  # --inception's extractor: torch-fidelity's FID Inception
+INCEPTION = INCEPTION_V3  # --inception's extractor: torch-fidelity's FID Inception
 
 
 def arm_order(arm: str) -> tuple[int, str]:
@@ -78,7 +83,8 @@ def arm_order(arm: str) -> tuple[int, str]:
 
 def pixels(dataset: str, root: str, train: bool) -> tuple[Tensor, Tensor]:
     """The split at 32x32 as the GANs see it, in [-1, 1], and its labels."""
-    images, labels = idx_split(dataset, root, train=train, download=False)  # read once
+    images, labels = idx_split(dataset, root, train=train, download=False,  # read once
+                               keys=("--data-root", "give the folder that holds it"))
     return fit_side(images[:, None], 32).float() / 127.5 - 1, labels.long()
 
 
@@ -121,10 +127,10 @@ def draw(checkpoint: Path, n: int, seed: int = 0) -> Tensor:
     return torch.cat([G(z[i:i + 500]) for i in range(0, n, 500)]).clamp(-1, 1)
 
 
-def mean_std(values: list[float]) -> str:
+def mean_std(values: list[float], digits: int = 2) -> str:
     if len(values) < 2:
-        return f"{values[0]:.2f}" if values else "-"
-    return f"{statistics.mean(values):.2f} +- {statistics.stdev(values):.2f}"
+        return f"{values[0]:.{digits}f}" if values else "-"
+    return f"{statistics.mean(values):.{digits}f} +- {statistics.stdev(values):.{digits}f}"
 
 
 def sample_figure(runs: dict[str, Path], path: Path) -> None:
@@ -155,18 +161,36 @@ def fid_curve(folder: Path, net: LeNet, reference: Tensor, reference_stats: dict
     return points
 
 
-def inception_scores(folder: Path, dataset: str, root: str, n: int) -> dict:
+def inception_scores(folder: Path, dataset: str, root: str, n: int,
+                     weights: str | None = None) -> dict:
     """Inception FID and KID of the run's EMA generator (n samples) against the test split,
-    read from `inception_fid_n<n>.json` in the run when an earlier call wrote it after the
-    run's last checkpoint (a run trained further since is scored again)."""
+    read from the run's `inception_fid_n<n>.json` when it records this checkpoint (by
+    SHA-256), dataset and n; otherwise computed and written there."""
     path, checkpoint = folder / f"inception_fid_n{n}.json", folder / "checkpoint.pt"
-    if not path.is_file() or path.stat().st_mtime_ns < checkpoint.stat().st_mtime_ns:
-        report = evaluate(str(checkpoint), f"{dataset}-test", n=n, metrics=["fid", "kid"],
-                          datasets_root=root, download=False, verbose=False,
-                          feature_extractor=INCEPTION, load_generator=load_generator)
-        atomic_write(path, json.dumps(report, indent=1) + "\n")
-    metrics = json.loads(path.read_text())["metrics"]
-    return {"inception_fid": metrics["fid"], "inception_kid": metrics["kid_mean"]}
+    record = {"checkpoint_sha256": file_sha256(checkpoint), "dataset": f"{dataset}-test", "n": n}
+    if path.is_file():
+        try:
+            kept = json.loads(path.read_text())
+            stale = any(kept[key] != value for key, value in record.items())
+            metrics = kept["metrics"]
+            values = {"inception_fid": float(metrics["fid"]),
+                      "inception_kid": float(metrics["kid_mean"])}
+        except (ValueError, KeyError, TypeError):
+            raise ConfigError(f"{path}: not a score this report wrote (it needs metrics fid and "
+                              f"kid_mean, {', '.join(record)}); move it away to score the "
+                              "run again") from None
+        if kept.get("feature_extractor") != INCEPTION:
+            raise ConfigError(f"{path}: scored with {kept.get('feature_extractor')!r}, not "
+                              f"{INCEPTION}; move it away to score the run again")
+        if not stale:
+            return values
+    report = evaluate(str(checkpoint), f"{dataset}-test", n=n, metrics=["fid", "kid"],
+                      datasets_root=root, download=False, verbose=False,
+                      feature_extractor=INCEPTION, inception_weights=weights,
+                      load_generator=load_generator)
+    atomic_write(path, json.dumps({**record, **report}, indent=1) + "\n")
+    return {"inception_fid": report["metrics"]["fid"],
+            "inception_kid": report["metrics"]["kid_mean"]}
 
 
 def curve_figure(results: list[dict], path: Path) -> None:
@@ -217,10 +241,15 @@ def main() -> None:
                         help="generated images per kept generator (FID over training)")
     parser.add_argument("--inception", type=int, default=0, metavar="N",
                         help="also Inception FID and KID of N samples per run against the "
-                        "test split (the common protocol: 10000); default: off")
+                        "test split (the common protocol: 10000); 0 (default): off")
+    parser.add_argument("--inception-weights", metavar="PATH",
+                        help="inception-v3-compat state dict (else: torch-fidelity's cache, "
+                        "then the offline-fid extra; never downloaded here)")
     args = parser.parse_args()
     if not args.runs.is_dir():
         parser.error(f"--runs {args.runs}: no such folder")
+    if args.inception_weights and not args.inception:
+        parser.error("--inception-weights needs --inception N")
     sizes = {"--n": args.n, "--curve-n": args.curve_n}
     if args.inception:  # 0: off
         sizes["--inception"] = args.inception
@@ -237,6 +266,9 @@ def main() -> None:
 def report(args: argparse.Namespace) -> None:
     out = args.out or args.runs
     out.mkdir(parents=True, exist_ok=True)
+    weights = getattr(args, "inception_weights", None)
+    if args.inception and INCEPTION == INCEPTION_V3:  # missing weights: said before any work
+        resolve_inception_weights(weights, download=False)
     train, test = pixels(args.dataset, args.data_root, True), pixels(args.dataset,
                                                                      args.data_root, False)
     net = feature_net(args.runs / f"feature_net_{args.dataset}.pt", train, test)
@@ -258,7 +290,8 @@ def report(args: argparse.Namespace) -> None:
         scores = distances(net.features(draw(folder / "checkpoint.pt", args.n)), reference,
                            reference_stats)
         if args.inception:
-            scores |= inception_scores(folder, args.dataset, args.data_root, args.inception)
+            scores |= inception_scores(folder, args.dataset, args.data_root, args.inception,
+                                       weights)
         curve = fid_curve(folder, net, reference, reference_stats, args.curve_n)
         row = {**match.groupdict(), "seed": int(match["seed"]), "run": folder.name, **scores,
                "curve": curve}
@@ -270,6 +303,7 @@ def report(args: argparse.Namespace) -> None:
     inception = ([("inception_fid", f"FID (Inception, {args.inception})"),
                   ("inception_kid", "KID (Inception)")] if args.inception else [])
     columns = [("fid", "FID (LeNet)"), ("kid", "KID (LeNet)"), *inception]
+    digits = {"inception_kid": 4}  # Inception KIDs are ~0.001-0.3
     lines = ["| arch | loss | arm | seeds | " + " | ".join(c[1] for c in columns) + " |",
              "|---|---|---|---|" + "---|" * len(columns)]
     groups = sorted({(r["arch"], r["loss"], r["arm"]) for r in results},
@@ -278,7 +312,8 @@ def report(args: argparse.Namespace) -> None:
         rows = [r for r in results if (r["arch"], r["loss"], r["arm"]) == (arch, loss, arm)]
         seeds = ", ".join(str(r["seed"]) for r in rows)
         lines.append(f"| {arch} | {loss} | {arm} | {seeds} | "
-                     + " | ".join(mean_std([r[key] for r in rows]) for key, _ in columns) + " |")
+                     + " | ".join(mean_std([r[key] for r in rows], digits.get(key, 2))
+                                  for key, _ in columns) + " |")
     lines.append(f"| real train vs test | | | | {floor['fid']:.2f} | {floor['kid']:.2f} |"
                  + " |" * len(inception))
     table = "\n".join(lines) + "\n\nUnfinished: " + (", ".join(unfinished) or "none")

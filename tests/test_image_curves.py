@@ -12,7 +12,7 @@ import torch
 
 from mixup_gan.checkpoint import load_checkpoint
 from mixup_gan.cli import main
-from mixup_gan.config import load_config
+from mixup_gan.config import ConfigError, load_config
 from mixup_gan.image.config import ImageConfig
 from mixup_gan.image.generator import load_generator
 from mixup_gan.image.runner import run_image
@@ -130,11 +130,21 @@ def test_the_report_scores_every_kept_generator(tmp_path, monkeypatch):
     assert study["curve_n"] == 1100
 
 
+def cli_scores(checkpoint, root, n, out):
+    """`mixup-gan fid CHECKPOINT fashion-mnist-test -n N --metrics fid,kid`, pixel-pool."""
+    assert main(["fid", str(checkpoint), "fashion-mnist-test", "-n", str(n), "--metrics",
+                 "fid,kid", "--feature-extractor", "pixel-pool", "--datasets-root", str(root),
+                 "--no-download", "--no-progress", "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())["metrics"]
+    return {"inception_fid": metrics["fid"], "inception_kid": metrics["kid_mean"]}
+
+
 def test_the_reports_inception_column_is_mixup_gan_fid_and_kept(tmp_path, monkeypatch):
     """--inception N: each run's score is exactly what `mixup-gan fid RUN/checkpoint.pt
     fashion-mnist-test -n N --metrics fid,kid` gives (the tiny pixel-pool extractor stands in
-    for Inception, offline), kept in the run so a second report evaluates nothing, and scored
-    again once the run has a newer checkpoint."""
+    for Inception, offline), in its own columns, kept in the run so a second report evaluates
+    nothing, and scored again once the run has a new checkpoint; a kept file that is not
+    such a record stops the report, named."""
     from test_datasets import fetched, idx_bytes
 
     from mixup_gan import datasets
@@ -156,31 +166,58 @@ def test_the_reports_inception_column_is_mixup_gan_fid_and_kept(tmp_path, monkey
     monkeypatch.setitem(datasets.IDX_SETS, "fashion-mnist", dataclasses.replace(
         datasets.IDX_SETS["fashion-mnist"], counts=counts, sha256={}))
     runs = tmp_path / "study"
-    run_image(tiny(runs), "dcgan_hinge_mixup_decay_seed0")
-    run_image(tiny(runs, "train.seed=1"), "dcgan_hinge_mixup_decay_seed1")
+    names = [f"dcgan_hinge_{arm}_seed0" for arm in ("erm_decay", "mixup_decay")]
+    for seed, name in enumerate(names):
+        run_image(tiny(runs, f"train.seed={seed}"), name)
     args = argparse.Namespace(runs=runs, dataset="fashion-mnist", data_root=str(root), n=1000,
-                              curve_n=1000, out=None, inception=1000)
+                              curve_n=1100, out=None, inception=1200)
     report.report(args)
-    rows = {r["run"]: r for r in json.loads((runs / "study.json").read_text())["runs"]}
-    for seed in (0, 1):
-        run = runs / f"dcgan_hinge_mixup_decay_seed{seed}"
-        assert main(["fid", str(run / "checkpoint.pt"), "fashion-mnist-test", "-n", "1000",
-                     "--metrics", "fid,kid", "--feature-extractor", "pixel-pool",
-                     "--datasets-root", str(root), "--no-download", "--no-progress",
-                     "--out", str(tmp_path / "cli.json")]) == 0
-        metrics = json.loads((tmp_path / "cli.json").read_text())["metrics"]
-        assert rows[run.name]["inception_fid"] == metrics["fid"]
-        assert rows[run.name]["inception_kid"] == metrics["kid_mean"]
-    assert rows["dcgan_hinge_mixup_decay_seed0"]["inception_fid"] != \
-        rows["dcgan_hinge_mixup_decay_seed1"]["inception_fid"]
-    table = (runs / "study_table.md").read_text()
-    assert "FID (Inception, 1000)" in table.splitlines()[0]
+    study = json.loads((runs / "study.json").read_text())
+    rows = {r["run"]: r for r in study["runs"]}
+    assert study["inception_n"] == 1200
+    expected = {name: cli_scores(runs / name / "checkpoint.pt", root, 1200, tmp_path / "c.json")
+                for name in names}
+    for name in names:
+        assert {k: rows[name][k] for k in expected[name]} == expected[name]
+        assert json.loads((runs / name / "inception_fid_n1200.json").read_text())["n"] == 1200
+    assert expected[names[0]] != expected[names[1]]
+    table = [[cell.strip() for cell in line.strip().strip("|").split("|")]
+             for line in (runs / "study_table.md").read_text().splitlines()
+             if line.startswith("| ")]  # the header, the rows, the floor
+    assert table[0][-2:] == ["FID (Inception, 1200)", "KID (Inception)"]
+    assert {len(row) for row in table} == {len(table[0])}  # the floor row too
+    assert [row[2] for row in table[1:-1]] == ["erm_decay", "mixup_decay"]
+    for row in table[1:-1]:
+        name = f"dcgan_hinge_{row[2]}_seed0"
+        assert row[-2:] == [f"{expected[name]['inception_fid']:.2f}",
+                            f"{expected[name]['inception_kid']:.4f}"]
     scored = []
     original = report.evaluate
     monkeypatch.setattr(report, "evaluate", lambda generated, *a, **k: scored.append(
         Path(generated).parent.name) or original(generated, *a, **k))
     report.report(args)  # both kept: nothing evaluated again
     assert scored == []
-    run_image(tiny(runs, "train.seed=1", "train.steps=8"), "dcgan_hinge_mixup_decay_seed1")
-    report.report(args)  # trained on: its checkpoint is newer than its score
-    assert scored == ["dcgan_hinge_mixup_decay_seed1"]
+    run_image(tiny(runs, "train.seed=1", "train.steps=8"), names[1])  # trained on
+    report.report(args)
+    assert scored == [names[1]]
+    rows = {r["run"]: r for r in json.loads((runs / "study.json").read_text())["runs"]}
+    again = cli_scores(runs / names[1] / "checkpoint.pt", root, 1200, tmp_path / "c.json")
+    assert {k: rows[names[1]][k] for k in again} == again != expected[names[1]]
+    kept = runs / names[0] / "inception_fid_n1200.json"
+    for damage in ("{", json.dumps({"metrics": {"fid": 1.0}}),
+                   kept.read_text().replace('"pixel-pool"', '"vgg16"')):
+        kept.write_text(damage)
+        with pytest.raises(ConfigError, match=str(kept)):
+            report.report(args)
+
+
+@pytest.mark.parametrize("flags", [["--inception", "500"], ["--inception", "-5"],
+                                   ["--inception-weights", "w.pt"]])
+def test_the_reports_bad_inception_flags_exit_2(tmp_path, flags):
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, str(REPORT), "--runs", str(tmp_path), *flags],
+                          capture_output=True, text=True)
+    assert done.returncode == 2
+    assert flags[0] in done.stderr.splitlines()[-1]
