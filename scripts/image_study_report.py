@@ -216,6 +216,7 @@ def curve_figure(results: list[dict], path: Path) -> None:
         ax.set_title(f"{arch}, {loss}", fontsize=9)
         ax.set_xlabel("generator step")
         ax.set_ylabel("FID (LeNet features)")
+        ax.set_yscale("log")  # FID falls by 10-100x over a run; the end is what is compared
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
