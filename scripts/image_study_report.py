@@ -22,8 +22,8 @@ training (fid_curves.png; the last point is the final generator).
 
 `--inception N` adds the common protocol beside it: torch-fidelity's Inception FID and KID of
 N EMA samples against the test split, computed as `mixup-gan fid RUN/checkpoint.pt
-<dataset>-test -n N --metrics fid,kid --no-download` computes them (in process, on CUDA when
-present; the weights are found before any other work, `--inception-weights` as in `mixup-gan
+<dataset>-test -n N --metrics fid,kid --no-download` computes them, in process (on CUDA when
+present; the weights are found before any other work; `--inception-weights` as in `mixup-gan
 fid`). Each run keeps its score as `inception_fid_n<N>.json`, `mixup-gan fid`'s report plus
 the checkpoint's SHA-256, the dataset and N, so a rerun scores only new or retrained runs; a
 file of that name that is not such a record stops the report, named. On one core of this CPU
