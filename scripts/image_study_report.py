@@ -267,7 +267,7 @@ def main() -> None:
 def report(args: argparse.Namespace) -> None:
     out = args.out or args.runs
     out.mkdir(parents=True, exist_ok=True)
-    weights = getattr(args, "inception_weights", None)
+    weights = args.inception_weights
     if args.inception and INCEPTION == INCEPTION_V3:  # missing weights: said before any work
         resolve_inception_weights(weights, download=False)
     train, test = pixels(args.dataset, args.data_root, True), pixels(args.dataset,

@@ -108,7 +108,8 @@ def test_the_report_scores_every_kept_generator(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "draw", lambda path, n, seed=0: drawn.append(
         (path.parent.name, n)) or original_draw(path, n, seed))
     args = argparse.Namespace(runs=runs, dataset="fashion-mnist", data_root="unused",
-                              n=1000, curve_n=1100, out=None, inception=0)
+                              n=1000, curve_n=1100, out=None, inception=0,
+                              inception_weights=None)
     report.report(args)
     study = json.loads((runs / "study.json").read_text())
     by_run = {r["run"]: r for r in study["runs"]}
@@ -170,7 +171,8 @@ def test_the_reports_inception_column_is_mixup_gan_fid_and_kept(tmp_path, monkey
     for seed, name in enumerate(names):
         run_image(tiny(runs, f"train.seed={seed}"), name)
     args = argparse.Namespace(runs=runs, dataset="fashion-mnist", data_root=str(root), n=1000,
-                              curve_n=1100, out=None, inception=1200)
+                              curve_n=1100, out=None, inception=1200,
+                              inception_weights=None)
     report.report(args)
     study = json.loads((runs / "study.json").read_text())
     rows = {r["run"]: r for r in study["runs"]}
