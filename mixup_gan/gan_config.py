@@ -24,6 +24,9 @@ class LossConfig(MixupOptions):
                                      "(the mixed points under mixup); 0 = off")
     gradient_penalty_schedule: Schedule = option(Schedule(), doc="the penalty's weight over "
                                                  "training (a multiplier of g)")
+    mix_layer: int = option(0, ge=0, le=256, doc="where real and fake are mixed: 0 = D's "
+                            "inputs (the paper); k = D's features after its k-th hidden layer "
+                            "(toy runs), the penalty then on those features")
 
     def check(self) -> tuple[str, str] | None:
         if not self.gradient_penalty and not self.gradient_penalty_schedule.constant:

@@ -75,6 +75,8 @@ class GANStep:
                 f"train.ema_start {train.ema_start} >= train.steps {train.steps}: the EMA "
                 "never starts, so what is evaluated and drawn is G itself", stacklevel=2)
         self.penalized = self.losses.planner.gradient_penalty > 0  # members paying it
+        self.mix_layer = _mix_layer(per_member(loss, self.members, "loss"), self.D,
+                                    self.stacked)
 
     def __call__(self, draws: int | Tensor, step: int,
                  at: Tensor | None = None) -> dict[str, Stat]:
@@ -105,7 +107,10 @@ class GANStep:
     def discriminate(self, parts: list[DiscriminatorPart]) -> list[Tensor]:
         """D's raw outputs (P, R) on every part, in one call when stacked."""
         sizes = [part.inputs.shape[1] for part in parts]
-        if self.stacked:
+        if self.mix_layer:  # the parts are D's features: the rest of D scores them
+            out = unwrapped(self.D).head(torch.cat([part.inputs for part in parts], 1),
+                                         self.mix_layer)
+        elif self.stacked:
             out = self.D(torch.cat([part.inputs for part in parts], 1))
         elif len(parts) > 1 and unwrapped(self.D) is self.D:
             # separate calls keep BatchNorm statistics per part
@@ -122,9 +127,14 @@ class GANStep:
         real = self.real_data(self.rng, counter + DATA, self.cfg.batch_size)
         with torch.no_grad(), self.autocast():
             fake = self.apply(unwrapped(self.G), self.latents(counter))
-        parts = self.losses.parts(self.rng, counter, real, fake.to(real.dtype), step, at)
+        fake = fake.to(real.dtype)
+        if self.mix_layer:  # mixed in feature space: D's first layers see real and fake
+            with self.autocast():
+                both = unwrapped(self.D).features(torch.cat([real, fake], 1), self.mix_layer)
+            real, fake = both.split([real.shape[1], fake.shape[1]], 1)
+        parts = self.losses.parts(self.rng, counter, real, fake, step, at)
         if self.losses.penalized:
-            self.losses.requires_inputs_grad(parts)
+            self.losses.requires_inputs_grad(parts, features=bool(self.mix_layer))
         with self.autocast():
             outputs = self.discriminate(parts)
         losses = self.losses.d_loss(parts, outputs)
@@ -174,6 +184,19 @@ class GANStep:
     def sampler(self) -> nn.Module:
         """The generator to evaluate and draw: the EMA weights when averaged, else G."""
         return self.ema.module if self.ema is not None else unwrapped(self.G)
+
+
+def _mix_layer(losses: Sequence[LossConfig], discriminator: nn.Module, stacked: bool) -> int:
+    """The members' shared `loss.mix_layer`, checked against D (0: D's inputs are mixed)."""
+    layers = {c.mix_layer for c in losses}
+    if len(layers) > 1:
+        raise ValueError(f"members of one population must share loss.mix_layer, got "
+                         f"{sorted(layers)}")
+    layer = layers.pop()
+    if layer and not (stacked and hasattr(unwrapped(discriminator), "features")):
+        raise ValueError(f"loss.mix_layer {layer} mixes D's hidden features: it needs a D "
+                         "with features(x, k) and head(h, k), as the toy MLP has")
+    return layer
 
 
 def d_outputs(parts: Sequence[DiscriminatorPart], outputs: Sequence[Tensor]) -> dict[str, Stat]:

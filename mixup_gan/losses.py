@@ -162,7 +162,7 @@ class MixupDiscriminatorLoss(nn.Module):
         planner = self.planner(real.device)
         draws = GeneratorDraws(self.mixing, rng if rng is not None else self.rng,
                                real.device, real.dtype)
-        parts = planner.parts(draws, real.unsqueeze(0), fake.unsqueeze(0))
+        parts = planner.parts(draws, real.unsqueeze(0), fake.detach().unsqueeze(0))
         if planner.penalized:
             planner.requires_inputs_grad(parts)
         checking = self.check_discriminator and not is_compiling()

@@ -180,10 +180,10 @@ class DiscriminatorPlanner:
 
     def parts(self, draws: Draws, real: Tensor, fake: Tensor, step: int = 0,
               clock: Tensor | None = None) -> list[DiscriminatorPart]:
-        """What D scores at generator step `step`, for real and (detached) fake batches
-        (P, N, ...), with this step's `draws`. Schedules are read at `clock`, the step as a
-        device tensor, when given."""
-        fake = fake.detach()
+        """What D scores at generator step `step`, for real and fake batches (P, N, ...),
+        with this step's `draws`: D's inputs, or its features of them under
+        `loss.mix_layer`, so the caller detaches G's fakes. Schedules are read at `clock`,
+        the step as a device tensor, when given."""
         P, n = real.shape[:2]
         at = step if clock is None else clock
         alpha, mixed = self.alpha, self.mixing
@@ -254,9 +254,15 @@ class DiscriminatorPlanner:
             weight = weight * self.gradient_penalty_schedule.at(step if clock is None else clock)
         return 0.5 * weight * total
 
-    def requires_inputs_grad(self, parts: Sequence[DiscriminatorPart]) -> None:
+    def requires_inputs_grad(self, parts: Sequence[DiscriminatorPart], *,
+                             features: bool = False) -> None:
+        """Give each part's inputs their own node for the penalty to differentiate D at:
+        a leaf for inputs; for D's features (`loss.mix_layer`), which keep their graph back
+        to D's first layers, a view, so the plain real rows are not also reached through
+        the mixed rows made from them."""
         for part in parts:
-            part.inputs = part.inputs.detach().requires_grad_(True)
+            part.inputs = (part.inputs.view_as(part.inputs) if features
+                           else part.inputs.detach().requires_grad_(True))
 
 
 class CounterDraws:

@@ -68,3 +68,9 @@ class ImageConfig:
     train: ImageTrainConfig = section(ImageTrainConfig)
     eval: ImageEvalConfig = section(ImageEvalConfig, resumable=True)
     output: OutputConfig = section(OutputConfig, resumable=True)
+
+    def check(self) -> tuple[str, str] | None:
+        if self.loss.mix_layer:
+            return "loss.mix_layer", (f"{self.loss.mix_layer}: mixing D's hidden features "
+                                      "needs the toy MLP's D; image runs mix images (0)")
+        return None

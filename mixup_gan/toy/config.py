@@ -54,3 +54,9 @@ class ToyConfig:
     train: ToyTrainConfig = section(ToyTrainConfig)
     eval: ToyEvalConfig = section(ToyEvalConfig, resumable=True)
     output: OutputConfig = section(OutputConfig, resumable=True)
+
+    def check(self) -> tuple[str, str] | None:
+        if self.loss.mix_layer > self.model.depth:
+            return "loss.mix_layer", (f"{self.loss.mix_layer} is past D's last hidden layer "
+                                      f"(model.depth {self.model.depth})")
+        return None

@@ -63,14 +63,29 @@ class StackedMLP(nn.Module):
             layer.reset_parameters(generators)
 
     def forward(self, x: Tensor) -> Tensor:
+        return self.run(x, 0, len(self.layers))
+
+    def features(self, x: Tensor, k: int) -> Tensor:
+        """The activations after the first `k` hidden layers (ReLU applied)."""
+        return self.run(x, 0, k)
+
+    def head(self, h: Tensor, k: int) -> Tensor:
+        """The rest of the net on features `h` from `features(x, k)`:
+        `head(features(x, k), k) == forward(x)`."""
+        return self.run(h, k, len(self.layers))
+
+    def run(self, x: Tensor, start: int, stop: int) -> Tensor:
+        """Layers `start` to `stop` - 1, each hidden one followed by its ReLU."""
         single = x.dim() == 2
         if single:
             if self.members != 1:
                 raise ValueError(f"a population of {self.members} needs input (P, N, in)")
             x = x.unsqueeze(0)
-        for layer in self.layers[:-1]:
-            x = torch.relu(layer(x))
-        x = self.layers[-1](x)
+        last = len(self.layers) - 1
+        for i in range(start, stop):
+            x = self.layers[i](x)
+            if i < last:
+                x = torch.relu(x)
         return x.squeeze(0) if single else x
 
 
@@ -84,7 +99,10 @@ class ToyGenerator(StackedMLP):
 
 
 class ToyDiscriminator(StackedMLP):
-    """Points (P, N, 2) -> one logit per point, (P, N); a population of one takes (N, 2)."""
+    """Points (P, N, 2) -> one logit per point, (P, N); a population of one takes (N, 2).
+
+    `features(x, k)` and `head(h, k)` split it after its k-th hidden layer, where
+    `loss.mix_layer: k` mixes real and fake features instead of points."""
 
     def __init__(self, hidden: int = 512, depth: int = 3, *, members: int = 1,
                  seeds: Sequence[int] | None = None) -> None:
@@ -92,3 +110,6 @@ class ToyDiscriminator(StackedMLP):
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x).squeeze(-1)
+
+    def head(self, h: Tensor, k: int) -> Tensor:
+        return super().head(h, k).squeeze(-1)

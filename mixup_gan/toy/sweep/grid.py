@@ -211,8 +211,9 @@ def _run_id(values: dict[str, Any]) -> str:
 def _rows_class(config: ToyConfig) -> tuple:
     """What decides which parts D scores per step and whether a step pays for a double
     backward (a population computes every member's parts, and the penalty if any has one):
-    the D-loss planner's own key for this one member."""
-    return member_planner([config.loss], torch.device("cpu"), config.train.steps).key()
+    the D-loss planner's own key for this one member, and where D mixes (`loss.mix_layer`)."""
+    planner = member_planner([config.loss], torch.device("cpu"), config.train.steps)
+    return (*planner.key(), config.loss.mix_layer)
 
 
 def populations(runs: list[SweepRun], max_members: int) -> list[list[SweepRun]]:
