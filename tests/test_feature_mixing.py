@@ -5,7 +5,8 @@ paid at those features. Checked against a recomputation written here from D's la
 Broken variants these tests catch (each tried by hand): the option ignored (inputs mixed);
 the fake features detached (D's first layers learn from real rows only); the penalty of the
 plain rows reached through the mixed rows too (no node of their own); members of a
-population mixed at different layers; a layer past D's depth, or on an image run, accepted.
+population mixed at different layers; a layer past D's depth, or on an image run, accepted;
+D's last hidden layer (model.depth) refused; the split one layer off (features after k + 1).
 """
 
 import copy
@@ -26,6 +27,17 @@ from mixup_gan.toy.sweep import SweepConfig, expand, populations
 MODEL = ToyModelConfig(latent_dim=2, hidden=16, depth=3)
 
 
+def by_hand(D, x, start, stop):
+    """D's layers `start` to `stop` - 1 from their weights: x @ W + b, ReLU after every
+    hidden layer, the logit squeezed; written apart from StackedMLP.run."""
+    layers = list(D.layers)
+    for i in range(start, stop):
+        x = x @ layers[i].weight + layers[i].bias
+        if i < len(layers) - 1:
+            x = torch.relu(x)
+    return x.squeeze(-1) if stop == len(layers) else x
+
+
 def build(losses, device, seeds=None, dists=None):
     train = ToyTrainConfig(steps=10, batch_size=12, n_dis=1, capture=False)
     seeds = list(range(len(losses))) if seeds is None else seeds
@@ -34,14 +46,17 @@ def build(losses, device, seeds=None, dists=None):
 
 
 @pytest.mark.parametrize("members", [1, 3])
-def test_the_toy_d_is_its_head_after_its_features_at_every_layer(members, device):
+def test_the_toy_d_splits_after_its_kth_hidden_layer(members, device):
     D = ToyDiscriminator(8, 3, members=members, seeds=range(members)).to(device)
     x = torch.randn(members, 5, 2, device=device)
     for k in range(4):
-        assert torch.equal(D.head(D.features(x, k), k), D(x)), k
-    assert D.features(x, 2).shape == (members, 5, 8)
+        h = D.features(x, k)
+        assert h.shape == ((members, 5, 2) if k == 0 else (members, 5, 8)), k
+        torch.testing.assert_close(h, by_hand(D, x, 0, k), msg=f"features after {k}")
+        torch.testing.assert_close(D.head(h, k), by_hand(D, h, k, 4), msg=f"head after {k}")
+        torch.testing.assert_close(D.head(h, k), D(x))
     if members == 1:
-        assert torch.equal(D.head(D.features(x[0], 1), 1), D(x[0]))
+        torch.testing.assert_close(D.features(x[0], 1), by_hand(D, x, 0, 1)[0])
 
 
 @pytest.mark.parametrize("layer", [1, 2])
@@ -59,12 +74,12 @@ def test_a_d_step_pays_the_mixup_loss_and_penalty_at_d_features(layer, device):
     with torch.no_grad():
         fake = step.G(step.latents(0))
     lam = step.losses.parts(step.rng, 0, real, fake)[0].lam  # the draws do not see features
-    h_real, h_fake = D0.features(real, layer), D0.features(fake, layer)
+    h_real, h_fake = by_hand(D0, real, 0, layer), by_hand(D0, fake, 0, layer)
     mixed = lam[..., None] * h_real + (1 - lam[..., None]) * h_fake
     loss = penalty = 0
     for h, target, weight in ((mixed, lam, 1.0), (h_real, torch.ones_like(lam), erm),
                               (h_fake, torch.zeros_like(lam), erm)):
-        o = D0.head(h, layer)
+        o = by_hand(D0, h, layer, len(D0.layers))
         (grad,) = torch.autograd.grad(o.sum(), h, create_graph=True)
         loss = loss + weight * (target * F.softplus(-o) + (1 - target) * F.softplus(o)).mean(1)
         penalty = penalty + weight * grad.square().sum(-1).mean(1)
@@ -101,19 +116,39 @@ def test_members_mixing_at_different_layers_cannot_share_a_population(device):
         build([LossConfig(alpha=0.2), LossConfig(alpha=0.2, mix_layer=1)], device)
 
 
-def test_mixing_inputs_is_layer_zero_exactly(device):
-    a = build([LossConfig(alpha=0.2, gradient_penalty=0.1)], device)
-    b = build([LossConfig(alpha=0.2, gradient_penalty=0.1, mix_layer=0)], device)
-    c = build([LossConfig(alpha=0.2, gradient_penalty=0.1, mix_layer=1)], device)
-    stats = [t.gan_step.d_step(0, 0)["d_loss"] for t in (a, b, c)]
-    assert torch.equal(stats[0], stats[1])
-    assert not torch.equal(stats[0], stats[2])
+def test_mix_layer_0_is_input_space_mixup_and_the_last_hidden_layer_trains(device):
+    # Layer 0 by hand: the points mixed, D on the mixed and plain rows, softplus BCE
+    # against lam, the penalty at the points.
+    g = 0.3
+    t = build([LossConfig(alpha=0.2, gradient_penalty=g, mix_layer=0)], device)
+    step = t.gan_step
+    D0 = copy.deepcopy(step.D)
+    real = step.real_data(step.rng, DATA, 12)
+    with torch.no_grad():
+        fake = step.G(step.latents(0))
+    lam = step.losses.parts(step.rng, 0, real, fake)[0].lam
+    mixed = (lam[..., None] * real + (1 - lam[..., None]) * fake).requires_grad_(True)
+    o = by_hand(D0, mixed, 0, len(D0.layers))
+    (grad,) = torch.autograd.grad(o.sum(), mixed)
+    loss = (lam * F.softplus(-o) + (1 - lam) * F.softplus(o)).mean(1)
+    stats = step.d_step(0, 0)
+    torch.testing.assert_close(stats["d_loss"], loss.detach(), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(stats["penalty"][0], g / 2 * grad.square().sum(-1).mean(1),
+                               rtol=1e-5, atol=1e-6)
+    # the deepest allowed layer, model.depth, trains and moves D
+    last = build([LossConfig(alpha=0.2, mix_layer=MODEL.depth)], device)
+    before = [p.detach().clone() for p in last.D.parameters()]
+    for _ in range(2):
+        last.train_step()
+        last.step += 1
+    assert all(torch.isfinite(p).all() for p in last.D.parameters())
+    assert not any(torch.equal(a, b) for a, b in zip(before, last.D.parameters(), strict=True))
 
 
 @pytest.mark.parametrize("kind, setting, message", [
     ("toy", "loss.mix_layer=4", "loss.mix_layer: 4 is past D's last hidden layer (model.depth 3)"),
     ("toy", "loss.mix_layer=-1", "loss.mix_layer: -1 must be >="),
-    ("toy", "loss.mix_layer=one", "loss.mix_layer"),
+    ("toy", "loss.mix_layer=one", "loss.mix_layer: expected int, got 'one'"),
     ("image", "loss.mix_layer=1", "loss.mix_layer: 1: mixing D's hidden features needs the toy"),
 ])
 def test_a_bad_mix_layer_exits_2_naming_the_key(kind, setting, message, tmp_path, capsys):
@@ -127,6 +162,18 @@ def test_a_bad_mix_layer_exits_2_naming_the_key(kind, setting, message, tmp_path
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and message in err[0], err
     assert not any(tmp_path.glob("*/checkpoint.pt"))
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+def test_mixing_after_d_s_last_hidden_layer_runs_from_the_cli(depth, tmp_path):
+    from mixup_gan.cli import main
+    path = tmp_path / "c.yaml"
+    path.write_text(yaml.safe_dump({"train": {"steps": 2, "batch_size": 8},
+                                    "model": {"hidden": 8, "depth": depth},
+                                    "eval": {"every": 2, "n_samples": 64}}))
+    assert main(["toy", "-c", str(path), "--set", f"loss.mix_layer={depth}", "--set",
+                 f"output.dir={tmp_path}", "--no-progress"]) == 0
+    assert len(list(tmp_path.glob("*/checkpoint.pt"))) == 1
 
 
 def test_a_sweep_puts_each_mix_layer_in_its_own_population():
