@@ -561,3 +561,27 @@ def test_a_reference_off_the_swiss_roll_is_refused_too(tmp_path, name, reference
     with pytest.raises(ConfigError, match=rf"does not look like data.name '{name}' .* lie "
                                           rf"near {where}"):
         run_sweep(write_sweep(tmp_path, body), progress=False)
+
+
+@pytest.mark.parametrize("where", ["grid", "cases"])
+@pytest.mark.parametrize("alpha_axis", [False, True])
+def test_a_list_valued_setting_is_grouped_and_shown_as_written(tmp_path, where, alpha_axis):
+    """Adam's betas are a list: a sweep over them (a grid key, or a case's key; with the
+    alpha axis and without) groups each setting's seeds, writes the table as written and
+    draws its figures instead of failing after training."""
+    text = TINY.format(out=tmp_path / "out")
+    if not alpha_axis:
+        text = text.replace("  loss.alpha: [0, 0.2]\n", "")
+    if where == "grid":
+        text = text.replace("grid:\n", "grid:\n  train.betas: [[0.5, 0.999], [0.9, 0.999]]\n")
+    else:
+        text = text.replace("grid:", "cases:\n  - {train.betas: [0.5, 0.999]}\n"
+                            "  - {train.betas: [0.9, 0.999]}\ngrid:")
+    root = run_sweep(write_sweep(tmp_path, text), progress=False)
+    table = (root / "summary.md").read_text().splitlines()
+    assert table[0].startswith("| train.betas | ")
+    first = [line.split(" | ")[0] for line in table[2:]]
+    assert first.count("| [0.5, 0.999]") == first.count("| [0.9, 0.999]") == len(first) // 2
+    assert len(first) == (8 if alpha_axis else 4)
+    assert all(" | 2 | 6 | " in line for line in table[2:])  # both seeds, the last step
+    assert (root / "summary.png").is_file() and (root / "snapshots.png").is_file()

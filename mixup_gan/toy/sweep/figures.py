@@ -19,6 +19,7 @@ import torch
 from ..data import DATASETS, make_distribution
 from ..metrics import METRICS, Metric, drawn
 from ..plots import Snapshot, plt, save_grid
+from .grid import setting_of
 
 X_KEY = "loss.alpha"
 
@@ -35,7 +36,7 @@ def save_sweep_figures(root: Path, keys: list[str], final: dict[str, dict]) -> N
         save_seed_snapshots(root, rows, keys)
         return
     others = [k for k in keys if k != X_KEY]
-    combos = list(dict.fromkeys(tuple(r[k] for k in others) for r in rows))
+    combos = list(dict.fromkeys(setting_of(r, others) for r in rows))
     save_metric_figure(root / "summary.png", rows, others, combos)
     save_snapshot_figure(root, rows, others, combos)
 
@@ -51,8 +52,9 @@ def figure_metrics(datasets) -> list[Metric]:
 
 
 def _label(keys: list[str], combo: tuple, skip: str = "") -> str:
+    shown = [list(v) if isinstance(v, tuple) else v for v in combo]  # as in summary.md
     return ", ".join(str(v) if k == "data.name" else f"{k.split('.')[-1]} {v}"
-                     for k, v in zip(keys, combo, strict=True) if k != skip)
+                     for k, v in zip(keys, shown, strict=True) if k != skip)
 
 
 def _label_dataset_column(axes, col: int, dataset: str, metrics: list[Metric]) -> None:
@@ -86,7 +88,7 @@ def save_metric_figure(path: Path, rows: list[dict], keys: list[str], combos) ->
     for col, dataset in enumerate(datasets):
         for combo in combos:
             chosen = [r for r in rows if r["data.name"] == dataset
-                      and tuple(r[k] for k in keys) == combo]
+                      and setting_of(r, keys) == combo]
             if not chosen:
                 continue
             alphas = sorted({r[X_KEY] for r in chosen})
@@ -136,7 +138,7 @@ def save_snapshot_figure(root: Path, rows: list[dict], keys: list[str], combos) 
     grid_rows, row_limits = [], []
     for combo in combos:
         chosen = {r[X_KEY]: r for r in rows if r["train.seed"] == first_seed
-                  and tuple(r[k] for k in keys) == combo}
+                  and setting_of(r, keys) == combo}
         if not chosen or any(r["run"] not in samples for r in chosen.values()):
             continue
         some = next(iter(chosen.values()))["run"]
@@ -153,7 +155,7 @@ def _settings(rows: list[dict], keys: list[str]) -> dict[tuple, list[dict]]:
     """Rows by setting (the values of `keys`), in the sweep's order, each seed's row in turn."""
     settings: dict[tuple, list[dict]] = {}
     for row in rows:
-        settings.setdefault(tuple(row[k] for k in keys), []).append(row)
+        settings.setdefault(setting_of(row, keys), []).append(row)
     return settings
 
 

@@ -239,3 +239,15 @@ def sweep_root(sweep: SweepConfig, path: Path) -> Path:
     if sweep.name is not None:
         return Path(sweep.output) / check_run_name(sweep.name, f"{path}: name")
     return Path(sweep.output) / check_run_name(path.stem, f"{path}: the file name (set name)")
+
+
+def setting_of(row: dict, keys: list[str]) -> tuple:
+    """The row's values of `keys` as a hashable tuple, the key that groups a setting's seeds:
+    a list value (`train.betas: [0.5, 0.999]`) becomes a tuple, a mapping its sorted items."""
+    def frozen(value):
+        if isinstance(value, list | tuple):
+            return tuple(frozen(v) for v in value)
+        if isinstance(value, dict):
+            return tuple(sorted((k, frozen(v)) for k, v in value.items()))
+        return value
+    return tuple(frozen(row[k]) for k in keys)

@@ -15,7 +15,7 @@ from ...config import ConfigError
 from ...run_folder import RunFolder
 from ..metrics import METRICS, Metric
 from .figures import save_sweep_figures
-from .grid import SweepRun, group_name
+from .grid import SweepRun, group_name, setting_of
 
 
 def write_results(root: Path, runs: list[SweepRun], groups: list[list[SweepRun]],
@@ -86,14 +86,14 @@ def summary_table(keys: list[str], ids: list[str], final: dict[str, dict],
     for run_id in ids:
         if run_id in final:
             row = final[run_id]
-            settings.setdefault(tuple(row[k] for k in keys), []).append(row)
+            settings.setdefault(setting_of(row, keys), []).append(row)
     datasets = {row["data.name"] for done in settings.values() for row in done}
     metrics = [m for m in METRICS.values() if any(m.applies_to(d) for d in datasets)]
     extra = ["every target"] if targets else []
     lines = ["| " + " | ".join(keys + ["seeds", "step", *(f"{m.name} {m.arrow}"
                                                           for m in metrics), *extra]) + " |",
              "|" + "---|" * (len(keys) + 2 + len(metrics) + len(extra))]
-    for setting, done in settings.items():
+    for done in settings.values():
         wanted = targets.get(done[0]["data.name"], {})
         cells = []
         for m in metrics:
@@ -108,6 +108,7 @@ def summary_table(keys: list[str], ids: list[str], final: dict[str, dict],
                         for d in done)
             cells.append(f"{every}/{len(done)}" if wanted else "n/a")
         step = max(d["step"] for d in done)
+        setting = [done[0][k] for k in keys]  # as written: a list shows as [0.5, 0.999]
         lines.append("| " + " | ".join([*map(str, setting), str(len(done)), str(step), *cells])
                      + " |")
     return "\n".join(lines) + "\n"
