@@ -585,3 +585,5 @@ def test_a_list_valued_setting_is_grouped_and_shown_as_written(tmp_path, where, 
     assert len(first) == (8 if alpha_axis else 4)
     assert all(" | 2 | 6 | " in line for line in table[2:])  # both seeds, the last step
     assert (root / "summary.png").is_file() and (root / "snapshots.png").is_file()
+    from mixup_gan.toy.sweep.figures import _label
+    assert _label(["train.betas", "data.name"], ((0.5, 0.999), "ring")) == "betas [0.5,0.999], ring"

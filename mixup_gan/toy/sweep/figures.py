@@ -52,7 +52,8 @@ def figure_metrics(datasets) -> list[Metric]:
 
 
 def _label(keys: list[str], combo: tuple, skip: str = "") -> str:
-    shown = [list(v) if isinstance(v, tuple) else v for v in combo]  # as in summary.md
+    # a list without spaces, so stacking a label's keys at ", " keeps it on one line
+    shown = ["[" + ",".join(map(str, v)) + "]" if isinstance(v, tuple) else v for v in combo]
     return ", ".join(str(v) if k == "data.name" else f"{k.split('.')[-1]} {v}"
                      for k, v in zip(keys, shown, strict=True) if k != skip)
 
