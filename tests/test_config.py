@@ -34,6 +34,54 @@ def test_paper_configs_have_the_paper_setup():
     assert cfg.loss.alpha == 0.2 and cfg.eval.snapshots == [10, 100, 1000, 10000, 20000]
 
 
+def test_the_three_best_configs_are_one_recipe():
+    """ring_best, grid_best and swissroll_best differ only in their data (and which steps
+    they draw): the same model, loss and training keys, Adam's beta1 0.5 included, on top of
+    the paper's setup with the lr and the penalty's weight decayed to 0."""
+    root = Path(__file__).resolve().parent.parent / "configs/toy"
+    ring, grid, swiss = (load_config(root / f"{name}_best.yaml", ToyConfig)
+                         for name in ("ring", "grid", "swissroll"))
+    assert [c.data.name for c in (ring, grid, swiss)] == ["ring", "grid", "swissroll"]
+    for other in (grid, swiss):
+        assert (other.model, other.loss, other.train) == (ring.model, ring.loss, ring.train)
+        assert replace(other.eval, snapshots=[]) == replace(ring.eval, snapshots=[])
+    paper = load_config(root / "ring_mixup.yaml", ToyConfig)
+    assert ring.model == paper.model and ring.train.steps == paper.train.steps == 20000
+    assert (ring.train.betas, paper.train.betas) == ((0.5, 0.999), (0.9, 0.999))
+    assert (ring.train.lr_schedule.kind, ring.train.lr_schedule.final) == ("linear", 0.0)
+    assert (ring.loss.gradient_penalty, ring.loss.gradient_penalty_schedule.kind,
+            ring.loss.gradient_penalty_schedule.final) == (0.1, "linear", 0.0)
+
+
+def test_the_best_sweeps_train_the_ablation_recipes_members(monkeypatch):
+    """ring_best_20k.yaml and grid_best_20k.yaml record numbers measured as the recipe case of
+    ablation_20k.yaml: each of their members is that case's member of the same data and seed,
+    key for key; the ablation's case before it is the recipe with PyTorch's betas."""
+    from mixup_gan.toy.sweep import SweepConfig, expand
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(root)
+
+    def members(name):
+        path = root / "configs/sweeps" / name
+        return expand(load_config(path, SweepConfig), str(path))
+
+    ablation = members("ablation_20k.yaml")
+    recipe = {(r.config.data.name, r.config.train.seed): r.config for r in ablation
+              if r.config.train.betas == (0.5, 0.999)
+              and r.config.loss.generator_loss == "saturating"}
+    assert len(recipe) == 15
+    for name, data in (("ring_best_20k.yaml", "ring"), ("grid_best_20k.yaml", "grid")):
+        runs = members(name)
+        assert [r.config.train.seed for r in runs] == [0, 1, 2, 3, 4]
+        for run in runs:
+            assert run.config == recipe[(data, run.config.train.seed)]
+    before = [r.config for r in ablation if r.config.train.betas == (0.9, 0.999)
+              and r.config.loss.gradient_penalty_schedule.kind == "linear"]
+    assert len(before) == 15
+    assert all(replace(c, train=replace(c.train, betas=(0.5, 0.999)))
+               == recipe[(c.data.name, c.train.seed)] for c in before)
+
 @pytest.mark.parametrize(
     ("text", "match"),
     [
