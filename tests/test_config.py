@@ -81,6 +81,11 @@ def test_the_best_sweeps_train_the_ablation_recipes_members(monkeypatch):
     assert len(before) == 15
     assert all(replace(c, train=replace(c.train, betas=(0.5, 0.999)))
                == recipe[(c.data.name, c.train.seed)] for c in before)
+    ns = [r.config for r in ablation if r.config.loss.generator_loss == "non_saturating"]
+    assert len(ns) == 15  # the last case: the recipe with the other G loss, nothing else
+    assert all(replace(c, loss=replace(c.loss, generator_loss="saturating"))
+               == recipe[(c.data.name, c.train.seed)] for c in ns)
+
 
 @pytest.mark.parametrize(
     ("text", "match"),
