@@ -172,9 +172,10 @@ class FolderLock:
     folder locked.
     """
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, key: str = "output.name") -> None:
         real = folder_identity(folder)  # one lock per folder, however it is named
         self.path = real.with_name(f".{real.name}.lock")
+        self.key = key  # the setting that names the folder, for the messages
         self.handle = None
 
     def acquire(self, what: str) -> None:
@@ -188,7 +189,7 @@ class FolderLock:
             pid = handle.read().strip() or "?"
             handle.close()
             raise ConfigError(f"{what} is in use by another mixup-gan process (pid {pid}); "
-                              "wait for it to finish, or choose another output.name") from None
+                              f"wait for it to finish, or choose another {self.key}") from None
         handle.truncate(0)
         handle.write(str(os.getpid()))
         handle.flush()
@@ -225,14 +226,17 @@ def _finite_or_none(value):
 class RunFolder:
     """Paths and files of one run."""
 
-    def __init__(self, root: str | Path, name: str) -> None:
+    def __init__(self, root: str | Path, name: str, key: str = "output.name") -> None:
+        """`key`: the setting that names the folder, which the messages ask to change
+        (a sweep's population is named by the sweep's `name`)."""
         self.root = Path(root)
+        self.key = key
         self.path = self.root / check_run_name(name)
         self.config = self.path / "config.yaml"
         self.metrics = self.path / "metrics.jsonl"
         self.checkpoint = self.path / "checkpoint.pt"
         self.summary = self.path / "summary.json"
-        self.lock = FolderLock(self.path)
+        self.lock = FolderLock(self.path, key)
         self.finished = False  # the checkpoint is already at (or past) the last step
 
     def start(self, config, *, overwrite: bool = False, steps: int | None = None,
@@ -247,7 +251,7 @@ class RunFolder:
         """
         make_folder(self.root, "output.dir")
         self.lock.acquire(str(self.path))
-        claim_folder(self.path, "output.name", overwrite=overwrite)
+        claim_folder(self.path, self.key, overwrite=overwrite)
         state = None
         if self.checkpoint.exists():
             state = check_layout(load_checkpoint(self.checkpoint), str(self.checkpoint))
@@ -260,7 +264,7 @@ class RunFolder:
             if differing:
                 raise ConfigError(
                     f"{self.path} holds a run with a different config ({', '.join(differing)}); "
-                    "pass --overwrite to start again or choose another output.name"
+                    f"pass --overwrite to start again or choose another {self.key}"
                 )
             self.finished = steps is not None and int(state["step"]) >= steps
         if not self.finished:

@@ -81,10 +81,30 @@ def test_the_best_sweeps_train_the_ablation_recipes_members(monkeypatch):
     assert len(before) == 15
     assert all(replace(c, train=replace(c.train, betas=(0.5, 0.999)))
                == recipe[(c.data.name, c.train.seed)] for c in before)
+    for name in ("ablation_20k.yaml", "ring_best_20k.yaml", "grid_best_20k.yaml"):
+        assert load_config(root / "configs/sweeps" / name, SweepConfig).population == 5
     ns = [r.config for r in ablation if r.config.loss.generator_loss == "non_saturating"]
     assert len(ns) == 15  # the last case: the recipe with the other G loss, nothing else
     assert all(replace(c, loss=replace(c.loss, generator_loss="saturating"))
                == recipe[(c.data.name, c.train.seed)] for c in ns)
+
+
+@pytest.mark.parametrize(("name", "penalty"), [
+    ("grid_best_10k.yaml", 0.1), ("ring_best_10k.yaml", 1.0), ("levers_probe.yaml", None)])
+def test_sweeps_measured_before_beta1_05_still_train_what_they_measured(monkeypatch, name,
+                                                                         penalty):
+    """Sweeps whose numbers were measured with PyTorch's betas and a constant penalty pin
+    both, so shipping beta1 0.5 and the decayed penalty in *_best.yaml left them alone."""
+    from mixup_gan.toy.sweep import SweepConfig, expand
+
+    root = Path(__file__).resolve().parent.parent
+    monkeypatch.chdir(root)
+    path = root / "configs/sweeps" / name
+    runs = expand(load_config(path, SweepConfig), str(path))
+    assert runs and all(r.config.train.betas == (0.9, 0.999) for r in runs)
+    assert {r.config.loss.gradient_penalty_schedule.kind for r in runs} == {"constant"}
+    if penalty is not None:  # (the probe varies the weight)
+        assert {r.config.loss.gradient_penalty for r in runs} == {penalty}
 
 
 @pytest.mark.parametrize(

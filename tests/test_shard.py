@@ -274,13 +274,32 @@ def test_shards_share_the_sweep_folder_but_not_a_population(tmp_path):
     run_sweep(path, progress=False, shard=Shard(1, 2))  # makes the sweep folder
     lock.acquire("test")  # another process trains this population
     try:
-        with pytest.raises(ConfigError, match=rf"{group_name(busy)} is in use by another"):
+        with pytest.raises(ConfigError, match=rf"{group_name(busy)} is in use by another"
+                                              r".* or choose another name$"):
             run_sweep(path, progress=False, shard=Shard(0, 2))
         run_sweep(path, progress=False, shard=Shard(1, 2))  # its folders are free
     finally:
         lock.release()
     root = run_sweep(path, progress=False, shard=Shard(0, 2))
     assert (root / "summary.md").is_file()
+
+
+@pytest.mark.parametrize("change", ["set.train.n_dis=2", "set.train.lr=0.002"])
+def test_a_changed_member_config_under_the_same_name_exits_2_naming_name(
+        tmp_path, capsys, change):
+    """Rerunning a trained sweep with one member setting changed would train different
+    members into the same populations: refused, naming the sweep's `name` (the setting
+    that gives those folders their names), not a run's `output.name`; nothing deleted."""
+    path = sweep_file(tmp_path, tmp_path / "x")
+    root = run_sweep(path, progress=False)
+    kept = {p: p.read_bytes() for p in sorted(root.rglob("*.pt"))}
+    capsys.readouterr()
+    assert cli.main(["sweep", "-c", str(path), "--no-progress", "--set", change]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "holds a run with a different config" in err, err
+    assert err.endswith("pass --overwrite to start again or choose another name"), err
+    assert "output.name" not in err
+    assert {p: p.read_bytes() for p in sorted(root.rglob("*.pt"))} == kept
 
 
 def test_sweep_json_is_written_whole_and_once(tmp_path):

@@ -113,7 +113,7 @@ def sweep_lock(root: Path) -> Iterator[None]:
     """The sweep folder's lock, held while one process claims the folder or writes the
     report (shards that start or finish together wait their turn; each writes what is done
     when it holds the lock). Training holds only its populations' locks."""
-    lock, deadline = FolderLock(root), time.monotonic() + SWEEP_WAIT_S
+    lock, deadline = FolderLock(root, "name"), time.monotonic() + SWEEP_WAIT_S
     while True:
         try:
             lock.acquire(f"sweep folder {root}")
@@ -140,7 +140,7 @@ def train_share(root: Path, sweep: SweepConfig, groups: list[list[SweepRun]], sh
         if shard.local_rank is not None and devices and devices[0].type == "cuda":
             torch.cuda.set_device(devices[0])  # streams and graphs on this process's GPU
         interleave([(device, partial(train_population, g,
-                                     RunFolder(root / "populations", group_name(g)),
+                                     RunFolder(root / "populations", group_name(g), "name"),
                                      bar, device, overwrite=overwrite))
                     for g, device in zip(groups, devices, strict=True)],
                    at_once=side_by_side(sweep, devices))
