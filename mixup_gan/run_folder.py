@@ -227,9 +227,7 @@ class RunFolder:
     """Paths and files of one run."""
 
     def __init__(self, root: str | Path, name: str, key: str = "output.name") -> None:
-        """`key`: the setting that names the folder, which the messages ask to change
-        (a sweep's population is named by the sweep's `name`)."""
-        self.root = Path(root)
+        self.root = Path(root)  # key: the setting that names the folder (a sweep's: name)
         self.key = key
         self.path = self.root / check_run_name(name)
         self.config = self.path / "config.yaml"
