@@ -175,8 +175,7 @@ class FolderLock:
     def __init__(self, folder: Path, key: str = "output.name") -> None:
         real = folder_identity(folder)  # one lock per folder, however it is named
         self.path = real.with_name(f".{real.name}.lock")
-        self.key = key  # the setting that names the folder, for the messages
-        self.handle = None
+        self.key, self.handle = key, None  # key: the setting that names the folder
 
     def acquire(self, what: str) -> None:
         if self.handle is not None:
@@ -227,8 +226,7 @@ class RunFolder:
     """Paths and files of one run."""
 
     def __init__(self, root: str | Path, name: str, key: str = "output.name") -> None:
-        self.root = Path(root)  # key: the setting that names the folder (a sweep's: name)
-        self.key = key
+        self.root, self.key = Path(root), key  # key: the setting naming it (sweeps: name)
         self.path = self.root / check_run_name(name)
         self.config = self.path / "config.yaml"
         self.metrics = self.path / "metrics.jsonl"
