@@ -53,26 +53,30 @@ def test_the_three_best_configs_are_one_recipe():
             ring.loss.gradient_penalty_schedule.final) == (0.1, "linear", 0.0)
 
 
+def sweep_members(name: str):
+    """The member runs of configs/sweeps/NAME (run from the repository root: base paths are
+    repository-relative)."""
+    from mixup_gan.toy.sweep import SweepConfig, expand
+
+    path = Path(__file__).resolve().parent.parent / "configs/sweeps" / name
+    return expand(load_config(path, SweepConfig), str(path))
+
+
 def test_the_best_sweeps_train_the_ablation_recipes_members(monkeypatch):
     """ring_best_20k.yaml and grid_best_20k.yaml record numbers measured as the recipe case of
     ablation_20k.yaml: each of their members is that case's member of the same data and seed,
     key for key; the ablation's case before it is the recipe with PyTorch's betas."""
-    from mixup_gan.toy.sweep import SweepConfig, expand
+    from mixup_gan.toy.sweep import SweepConfig
 
     root = Path(__file__).resolve().parent.parent
     monkeypatch.chdir(root)
-
-    def members(name):
-        path = root / "configs/sweeps" / name
-        return expand(load_config(path, SweepConfig), str(path))
-
-    ablation = members("ablation_20k.yaml")
+    ablation = sweep_members("ablation_20k.yaml")
     recipe = {(r.config.data.name, r.config.train.seed): r.config for r in ablation
               if r.config.train.betas == (0.5, 0.999)
               and r.config.loss.generator_loss == "saturating"}
     assert len(recipe) == 15
     for name, data in (("ring_best_20k.yaml", "ring"), ("grid_best_20k.yaml", "grid")):
-        runs = members(name)
+        runs = sweep_members(name)
         assert [r.config.train.seed for r in runs] == [0, 1, 2, 3, 4]
         for run in runs:
             assert run.config == recipe[(data, run.config.train.seed)]
@@ -95,12 +99,8 @@ def test_sweeps_measured_before_beta1_05_still_train_what_they_measured(monkeypa
                                                                          penalty):
     """Sweeps whose numbers were measured with PyTorch's betas and a constant penalty pin
     both, so shipping beta1 0.5 and the decayed penalty in *_best.yaml left them alone."""
-    from mixup_gan.toy.sweep import SweepConfig, expand
-
-    root = Path(__file__).resolve().parent.parent
-    monkeypatch.chdir(root)
-    path = root / "configs/sweeps" / name
-    runs = expand(load_config(path, SweepConfig), str(path))
+    monkeypatch.chdir(Path(__file__).resolve().parent.parent)
+    runs = sweep_members(name)
     assert runs and all(r.config.train.betas == (0.9, 0.999) for r in runs)
     assert {r.config.loss.gradient_penalty_schedule.kind for r in runs} == {"constant"}
     if penalty is not None:  # (the probe varies the weight)
