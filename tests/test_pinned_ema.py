@@ -1,11 +1,15 @@
 """The averaged generator (EMA) is the one evaluated and drawn: toy evaluation and snapshots,
-`mixup-gan sample`, and generator checkpoints read for FID.
+`mixup-gan sample`, and generator checkpoints read for FID. Beside the EMA's metrics, a toy
+run or sweep with an EMA scores its live generator too (`live_*`), which must be what the same
+run scores without an EMA.
 
 The EMA and the live generator are made to differ decisively (an EMA that barely moves from
 the initial weights; a checkpoint whose EMA entry is the live weights negated), then the
 outputs are traced to one of them. Broken variant caught (tried by hand): `sampler()` or
 `load_generator` returning the live generator.
 """
+
+import json
 
 import numpy as np
 import pytest
@@ -14,9 +18,12 @@ from PIL import Image
 
 from mixup_gan.checkpoint import load_checkpoint, save_checkpoint
 from mixup_gan.cli import main
+from mixup_gan.run_folder import read_jsonl
 from mixup_gan.runtime import eval_noise
+from mixup_gan.toy.metrics import LIVE
 from mixup_gan.toy.nets import ToyGenerator
 from mixup_gan.toy.runner import run_toy
+from mixup_gan.toy.sweep import run_sweep
 
 
 def test_toy_evaluation_and_snapshots_use_the_ema_generator(tiny_config, tmp_path):
@@ -34,6 +41,72 @@ def test_toy_evaluation_and_snapshots_use_the_ema_generator(tiny_config, tmp_pat
             outputs[key] = G(z)[:len(snapshot)]
     assert float((outputs["ema"] - outputs["generator"]).abs().max()) > 0.01  # they differ
     torch.testing.assert_close(snapshot, outputs["ema"], rtol=1e-5, atol=1e-6)
+
+
+SCORED = ("modes", "hq_share", "reverse_kl", "frechet")  # a ring's metrics
+
+
+def scores(row: dict, prefix: str = "") -> str:
+    return json.dumps([row[prefix + name] for name in SCORED])  # NaN equals NaN here
+
+
+def assert_live_is_the_run_without_ema(plain: list[dict], averaged: list[dict], start: int):
+    """`averaged` (rows of a run with an EMA from step `start`) scores its live G as `plain`
+    (the same run without one) scores G, bit for bit; the EMA's own scores are those until
+    `start`, then they differ."""
+    assert [r["step"] for r in averaged] == [r["step"] for r in plain]
+    assert not any(k.startswith(LIVE) for r in plain for k in r)
+    for p, a in zip(plain, averaged, strict=True):
+        assert scores(a, LIVE) == scores(p), a["step"]
+        assert (scores(a) == scores(a, LIVE)) == (a["step"] <= start), a["step"]
+
+
+def test_a_toy_run_with_an_ema_scores_its_live_generator_as_the_run_without(tiny_config,
+                                                                            tmp_path, device):
+    rows = {}
+    for name, extra in (("plain", []), ("ema", ["train.ema=0.5", "train.ema_start=10"])):
+        run_toy(tiny_config(f"train.device={device}", *extra), name)
+        rows[name] = read_jsonl(tmp_path / "runs" / name / "metrics.jsonl")
+    assert [r["step"] for r in rows["ema"]] == [5, 10, 15, 20]
+    assert_live_is_the_run_without_ema(rows["plain"], rows["ema"], start=10)
+
+
+def test_a_sweep_with_an_ema_scores_and_summarizes_the_live_generators(tmp_path, device):
+    text = """
+set:
+  model.hidden: 16
+  model.depth: 1
+  train.steps: 8
+  train.batch_size: 16
+  train.n_dis: 1
+  train.device: {device}
+  eval.every: 2
+  eval.n_samples: 60
+  {ema}
+grid:
+  data.name: [ring]
+seeds: [0, 1]
+population: 2
+output: {out}
+"""
+    rows, summaries = {}, {}
+    for name, ema in (("plain", ""), ("ema", "train.ema: 0.5\n  train.ema_start: 4")):
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(text.format(device=device, ema=ema, out=tmp_path / name))
+        root = run_sweep(path, progress=False)
+        rows[name] = read_jsonl(root / "results.jsonl")
+        summaries[name] = (root / "summary.md").read_text().splitlines()
+    for seed in (0, 1):
+        assert_live_is_the_run_without_ema(
+            *[[r for r in rows[name] if r["train.seed"] == seed] for name in ("plain", "ema")],
+            start=4)
+    header = summaries["ema"][0]
+    assert header.index("| hq_share ↑") < header.index("| live_hq_share ↑")
+    assert "live_" not in summaries["plain"][0]
+    plain_cells, ema_cells = (s[2].split(" | ") for s in (summaries["plain"], summaries["ema"]))
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    live_at = columns.index("live_hq_share ↑")
+    assert ema_cells[live_at] == plain_cells[columns.index("hq_share ↑")]
 
 
 @pytest.fixture

@@ -172,6 +172,9 @@ register(Metric("curve_covered", "share of the curve covered", "higher",
                 drawn="modeless"))
 
 
+LIVE = "live_"  # with an EMA of G, the live G's metrics too, under these names (`live_modes`)
+
+
 def evaluate(samples: Tensor, dist: ToyDistribution, reference: Tensor) -> dict:
     """Every registered metric that applies to `dist`, for one set of (N, 2) points."""
     judged = Judged(samples, dist, reference)

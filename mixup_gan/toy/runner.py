@@ -13,16 +13,25 @@ from ..gan_config import LossConfig
 from ..hooks import Hook
 from ..run_folder import RunFolder
 from ..runs import Run, execute
-from ..runtime import bf16_autocast, eval_noise, resolve_device, stream_seed
+from ..runtime import bf16_autocast, eval_noise, resolve_device, stream_seed, unwrapped
 from ..train import GANTrainer
 from .config import ToyConfig, ToyModelConfig, ToyTrainConfig
 from .data import MemberSampler, ToyDistribution, make_distribution, read_points
-from .metrics import curve_metrics, evaluate, mode_metrics
+from .metrics import LIVE, curve_metrics, evaluate, mode_metrics
 from .nets import ToyDiscriminator, ToyGenerator
 from .plots import Snapshot, d_grid, save_metrics_plot, save_snapshot, save_strip
 
 REFERENCE_SEED = 2017  # fresh reference points when no reference file is configured
 PICTURE_POINTS = 1000  # points drawn per snapshot (metrics use eval.n_samples)
+
+
+def evaluated(trainer: GANTrainer) -> list[tuple[str, torch.nn.Module]]:
+    """The generators a toy run evaluates, each with the prefix of its metrics' names: the
+    sampler (the EMA when G is averaged) under the metrics' own names and, when averaged,
+    the live G under `live_` ones. The EMA never feeds back into training, so one run
+    measures both: `live_hq_share` is what the same run scores without an EMA."""
+    live = [(LIVE, unwrapped(trainer.G))] if trainer.ema is not None else []
+    return [("", trainer.sampler()), *live]
 
 
 def reference_points(config: ToyConfig, dist: ToyDistribution) -> torch.Tensor:
@@ -89,13 +98,14 @@ def run_toy(config: ToyConfig, name: str, *, overwrite: bool = False) -> dict:
     fixed_noise = eval_noise(config.eval.n_samples, config.model.latent_dim, config.train.seed)
     snap_dir = folder.path / "snapshots"
 
-    def generate() -> torch.Tensor:
+    def generate(net: torch.nn.Module | None = None) -> torch.Tensor:
         with torch.no_grad():
-            return trainer.sampler()(fixed_noise.to(device)).float().cpu()
+            return (trainer.sampler() if net is None else net)(fixed_noise.to(device)).float().cpu()
 
     def log_metrics(t: GANTrainer) -> None:  # one row: the step's stats and the metrics
         t.stats.drain()
-        t.stats.log(evaluate(generate(), dist, reference))
+        t.stats.log({prefix + k: v for prefix, net in evaluated(t)
+                     for k, v in evaluate(generate(net), dist, reference).items()})
 
     def snapshot(t: GANTrainer) -> None:
         grid = d_grid(t.D, dist.limit, device=device) if config.eval.contour else None

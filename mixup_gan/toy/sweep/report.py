@@ -13,7 +13,7 @@ from pathlib import Path
 from ...checkpoint import atomic_write
 from ...config import ConfigError
 from ...run_folder import RunFolder
-from ..metrics import METRICS, Metric
+from ..metrics import LIVE, METRICS, Metric
 from .figures import save_sweep_figures
 from .grid import SweepRun, group_name, setting_of
 
@@ -78,6 +78,7 @@ def summary_table(keys: list[str], ids: list[str], final: dict[str, dict],
     registered one, its header arrow saying which way is better) as mean ± std over seeds.
     A run with no high-quality sample has no reverse KL ("n/a"); a metric that applies to
     none of the sweep's data (the curve's shares on a ring and grid sweep) has no column.
+    Runs with an EMA of G add the live G's metrics (`live_hq_share`) after the EMA's.
     With `targets` (data.name -> metric -> value), a metric's cell also counts the seeds
     that reach its target, `[3/5 ≥ 0.95]`, and a last column the seeds that reach all of
     their data's targets at once."""
@@ -89,16 +90,19 @@ def summary_table(keys: list[str], ids: list[str], final: dict[str, dict],
             settings.setdefault(setting_of(row, keys), []).append(row)
     datasets = {row["data.name"] for done in settings.values() for row in done}
     metrics = [m for m in METRICS.values() if any(m.applies_to(d) for d in datasets)]
+    rows = [row for done in settings.values() for row in done]
+    columns = [(m.name, m) for m in metrics] + [  # the live G's too, in a sweep with an EMA
+        (LIVE + m.name, m) for m in metrics if any(LIVE + m.name in row for row in rows)]
     extra = ["every target"] if targets else []
-    lines = ["| " + " | ".join(keys + ["seeds", "step", *(f"{m.name} {m.arrow}"
-                                                          for m in metrics), *extra]) + " |",
-             "|" + "---|" * (len(keys) + 2 + len(metrics) + len(extra))]
+    lines = ["| " + " | ".join(keys + ["seeds", "step", *(f"{name} {m.arrow}"
+                                                          for name, m in columns), *extra])
+             + " |", "|" + "---|" * (len(keys) + 2 + len(columns) + len(extra))]
     for done in settings.values():
         wanted = targets.get(done[0]["data.name"], {})
         cells = []
-        for m in metrics:
-            cell = mean_spread([d.get(m.name) for d in done])
-            if m.name in wanted:
+        for name, m in columns:
+            cell = mean_spread([d.get(name) for d in done])
+            if name in wanted:
                 hits = sum(reaches(m, d.get(m.name), wanted[m.name]) for d in done)
                 cell += f" [{hits}/{len(done)} {'≥' if m.better == 'higher' else '≤'} " \
                         f"{wanted[m.name]:g}]"

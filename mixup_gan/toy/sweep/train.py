@@ -21,7 +21,7 @@ from ...run_folder import SWEEP_MARKER, FolderLock, RunFolder, claim_folder, mak
 from ...runs import Run, execute_iter, interleave
 from ...runtime import eval_noise, resolve_device
 from ...train import SYNC_EVERY
-from ..runner import PICTURE_POINTS, build_toy_trainer, evaluate
+from ..runner import PICTURE_POINTS, build_toy_trainer, evaluate, evaluated
 from .grid import SweepConfig, SweepRun, checked, expand, group_name, populations, sweep_root
 from .report import write_results
 from .shard import WHOLE, Shard, cost, not_done, place, record, share, write_once
@@ -43,12 +43,14 @@ def train_population(members: list[SweepRun], folder: RunFolder, bar: tqdm,
 
     def log_metrics(t) -> None:
         with torch.no_grad():
-            samples = t.sampler()(noise).float().cpu()
+            drawn = [(prefix, net(noise).float().cpu()) for prefix, net in evaluated(t)]
+        samples = drawn[0][1]
         diverged = t.diverged
         t.stats.drain()
         for k in range(len(members)):
-            metrics = (evaluate(samples[k], dists[k], references[k]) if k not in diverged
-                       else {})
+            metrics = ({prefix + name: value for prefix, points in drawn
+                        for name, value in evaluate(points[k], dists[k], references[k]).items()}
+                       if k not in diverged else {})
             t.stats.log({**metrics, "diverged_at": diverged.get(k)}, member=k)
         if t.step == shared.train.steps:  # what the sweep's snapshot figure draws
             save_checkpoint({**pictured(), "fake": samples[:, :PICTURE_POINTS]},
