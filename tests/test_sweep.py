@@ -15,7 +15,7 @@ from mixup_gan.toy.config import ToyConfig, ToyModelConfig, ToyTrainConfig
 from mixup_gan.toy.data import grid, read_points, ring
 from mixup_gan.toy.runner import build_toy_trainer
 from mixup_gan.toy.sweep import SweepConfig, expand, populations, run_sweep
-from mixup_gan.toy.sweep.grid import checked
+from mixup_gan.toy.sweep.grid import checked, setting_of
 from mixup_gan.train import SYNC_EVERY, GANTrainer
 
 MODEL = ToyModelConfig(latent_dim=2, hidden=32, depth=2)
@@ -587,3 +587,14 @@ def test_a_list_valued_setting_is_grouped_and_shown_as_written(tmp_path, where, 
     assert (root / "summary.png").is_file() and (root / "snapshots.png").is_file()
     from mixup_gan.toy.sweep.figures import _label
     assert _label(["train.betas", "data.name"], ((0.5, 0.999), "ring")) == "betas [0.5,0.999], ring"
+
+
+def test_figure_labels_name_each_schedule_and_show_mappings_whole():
+    from mixup_gan.toy.sweep.figures import _label
+    keys = ["train.lr_schedule.kind", "loss.gradient_penalty_schedule", "train.betas"]
+    row = {keys[0]: "linear", keys[1]: {"kind": "linear", "final": 0}, keys[2]: [0.5, 0.999]}
+    assert _label(keys, setting_of(row, keys)) == (
+        "lr_schedule.kind linear, gradient_penalty_schedule {final:0,kind:linear}, "
+        "betas [0.5,0.999]")
+    pairs = {"x.pairs": [["final", 0], ["kind", "linear"]]}  # a list of pairs stays a list
+    assert _label(["x.pairs"], setting_of(pairs, ["x.pairs"])) == "pairs [[final,0],[kind,linear]]"
