@@ -36,6 +36,20 @@ def test_high_quality_panel_is_scaled_to_the_shares(tmp_path, closed_figures, sh
     assert (tmp_path / "m.png").stat().st_size > 0
 
 
+def test_a_run_with_an_ema_draws_its_live_generator_beside_it(tmp_path, closed_figures):
+    rows = [{"step": 100 * i, "modes": 8, "hq_share": s, "live_modes": 7, "live_hq_share": t}
+            for i, (s, t) in enumerate([(0.02, 0.01), (0.03, 0.05)])]
+    plots.save_metrics_plot(tmp_path / "m.png", rows, n_modes=8)
+    modes, shares = closed_figures[0].axes
+    drawn = {line.get_label(): list(line.get_ydata()) for line in shares.lines}
+    assert drawn == {"EMA of G": [0.02, 0.03], "live G": [0.01, 0.05]}
+    assert shares.get_ylim() == pytest.approx((0, 1.15 * 0.05))  # the scale fits both
+    assert [line.get_label() for line in modes.lines][:2] == ["EMA of G", "live G"]
+    plots.save_metrics_plot(tmp_path / "n.png", [{k: v for k, v in r.items()
+                                                   if not k.startswith("live_")} for r in rows], 8)
+    assert len(closed_figures[1].axes[1].lines) == 1  # no EMA, one line
+
+
 def test_grid_rows_keep_their_own_limits(tmp_path, closed_figures):
     real, fake = torch.zeros(5, 2), torch.ones(5, 2)
     rows = [("ring", real, [plots.Snapshot(1, fake)]),

@@ -14,7 +14,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from .metrics import Metric, drawn  # noqa: E402
+from .metrics import LIVE, Metric, drawn  # noqa: E402
 
 REAL_COLOR, FAKE_COLOR = "#f28e2b", "#4e79a7"
 
@@ -94,10 +94,16 @@ def save_strip(path: Path, real: Tensor, snaps: Sequence[Snapshot], limit: float
 
 
 def draw_metric(ax, metric: Metric, steps: list, values: list, n_modes: int | None,
-                color: str = "C0") -> None:
-    """One metric against the step, drawn as its registry entry's `scale` says."""
+                color: str = "C0", live: list | None = None) -> None:
+    """One metric against the step, drawn as its registry entry's `scale` says; with `live`
+    (a run with an EMA of G: the live G's values), those dotted beside the EMA's."""
     values = [math.nan if v is None else v for v in values]
-    ax.plot(steps, values, marker="o", ms=3, color=color)
+    ax.plot(steps, values, marker="o", ms=3, color=color, label="EMA of G" if live else None)
+    if live:
+        live = [math.nan if v is None else v for v in live]
+        ax.plot(steps, live, ls=":", color="black", label="live G")
+        ax.legend(fontsize=7)
+        values = values + live  # the scale fits both
     ax.set_ylabel(metric.label)
     if metric.scale == "modes" and n_modes is not None:
         ax.axhline(n_modes, color="grey", lw=0.8, ls="--")
@@ -112,7 +118,8 @@ def draw_metric(ax, metric: Metric, steps: list, values: list, n_modes: int | No
 def save_metrics_plot(path: Path, rows: Sequence[dict], n_modes: int | None) -> None:
     """The registry's drawn metrics against the step: on data with modes, modes covered and
     the high-quality share; without, the mean losses, the Frechet distance and, for data on a
-    curve, the shares near and of the curve (a metric no row holds is not drawn)."""
+    curve, the shares near and of the curve (a metric no row holds is not drawn). A run with
+    an EMA of G draws its live G's values too, dotted."""
     steps = [r["step"] for r in rows]
     metrics = [m for m in drawn(n_modes is not None)
                if any(r.get(m.name) is not None for r in rows)]
@@ -125,8 +132,9 @@ def save_metrics_plot(path: Path, rows: Sequence[dict], n_modes: int | None) -> 
         axes[0].set_ylabel("mean loss")
         axes[0].legend()
     for i, metric in enumerate(metrics, start=losses):
+        live = [r.get(LIVE + metric.name) for r in rows]
         draw_metric(axes[i], metric, steps, [r.get(metric.name) for r in rows], n_modes,
-                    color=f"C{i}")
+                    color=f"C{i}", live=live if any(v is not None for v in live) else None)
     for ax in axes:
         ax.set_xlabel("generator step")
         ax.grid(alpha=0.3)
