@@ -57,11 +57,14 @@ def _run_command(args: argparse.Namespace, schema, run, keys: tuple[str, ...],
 
 def cmd_toy(args: argparse.Namespace) -> int:
     from .toy.config import ToyConfig
-    from .toy.metrics import METRICS
+    from .toy.metrics import LIVE, METRICS
     from .toy.runner import run_toy
 
-    return _run_command(args, ToyConfig, run_toy, ("steps", *METRICS, "iterations_per_second"),
-                        default=QUICKSTART, formats={m.name: m.fmt for m in METRICS.values()})
+    live = tuple(LIVE + name for name in METRICS)  # with an EMA of G: the EMA's, then G's
+    return _run_command(args, ToyConfig, run_toy,
+                        ("steps", *METRICS, *live, "iterations_per_second"), default=QUICKSTART,
+                        formats={k: m.fmt for m in METRICS.values()
+                                 for k in (m.name, LIVE + m.name)})
 
 
 def cmd_classify(args: argparse.Namespace) -> int:

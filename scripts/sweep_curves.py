@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             groups.append((label, curves))
             continue
         for value in dict.fromkeys(values[run] for run in curves):
-            groups.append((f"{label} {args.split.split('.')[-1]} {value}",
+            groups.append((f"{label} {args.split.split('.', 1)[-1]} {value}",
                            {run: c for run, c in curves.items() if values[run] == value}))
     fig, ax = plt.subplots(figsize=(7, 4))
     for i, (label, curves) in enumerate(groups):

@@ -71,6 +71,18 @@ def test_a_toy_run_with_an_ema_scores_its_live_generator_as_the_run_without(tiny
     assert_live_is_the_run_without_ema(rows["plain"], rows["ema"], start=10)
 
 
+def test_the_toy_command_prints_the_live_generators_scores_after_the_emas(tmp_path, capsys):
+    base = ["toy", "--no-progress", "--set", "model.hidden=16", "--set", "train.steps=4",
+            "--set", "train.batch_size=16", "--set", "eval.every=4", "--set",
+            "eval.n_samples=50", "--set", "eval.snapshots=[4]", "--set",
+            f"output.dir={tmp_path}", "--set", "train.device=cpu"]
+    assert main([*base, "--set", "train.ema=0.5"]) == 0
+    printed = [line.split()[0] for line in capsys.readouterr().out.splitlines()[2:]]
+    assert printed.index("frechet") < printed.index("live_modes") < printed.index("live_frechet")
+    assert main([*base, "--set", "output.name=plain"]) == 0
+    assert "live_" not in capsys.readouterr().out
+
+
 def test_a_sweep_with_an_ema_scores_and_summarizes_the_live_generators(tmp_path, device):
     text = """
 set:
@@ -82,31 +94,31 @@ set:
   train.device: {device}
   eval.every: 2
   eval.n_samples: 60
-  {ema}
 grid:
   data.name: [ring]
+{cases}
 seeds: [0, 1]
 population: 2
 output: {out}
 """
-    rows, summaries = {}, {}
-    for name, ema in (("plain", ""), ("ema", "train.ema: 0.5\n  train.ema_start: 4")):
-        path = tmp_path / f"{name}.yaml"
-        path.write_text(text.format(device=device, ema=ema, out=tmp_path / name))
-        root = run_sweep(path, progress=False)
-        rows[name] = read_jsonl(root / "results.jsonl")
-        summaries[name] = (root / "summary.md").read_text().splitlines()
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text.format(device=device, out=tmp_path / "mixed", cases=(
+        "cases: [{train.ema: 0}, {train.ema: 0.5, train.ema_start: 4}]")))
+    root = run_sweep(path, progress=False)
+    rows = read_jsonl(root / "results.jsonl")
     for seed in (0, 1):
         assert_live_is_the_run_without_ema(
-            *[[r for r in rows[name] if r["train.seed"] == seed] for name in ("plain", "ema")],
-            start=4)
-    header = summaries["ema"][0]
-    assert header.index("| hq_share ↑") < header.index("| live_hq_share ↑")
-    assert "live_" not in summaries["plain"][0]
-    plain_cells, ema_cells = (s[2].split(" | ") for s in (summaries["plain"], summaries["ema"]))
-    columns = [c.strip() for c in header.strip("|").split("|")]
-    live_at = columns.index("live_hq_share ↑")
-    assert ema_cells[live_at] == plain_cells[columns.index("hq_share ↑")]
+            *[[r for r in rows if r["train.seed"] == seed and r["train.ema"] == ema]
+              for ema in (0, 0.5)], start=4)
+    table = (root / "summary.md").read_text().splitlines()
+    columns = [c.strip() for c in table[0].strip("|").split("|")]
+    plain, averaged = ([c.strip() for c in line.strip("|").split("|")] for line in table[2:4])
+    assert columns.index("frechet ↓") < columns.index("live_frechet ↓")
+    assert averaged[columns.index("live_frechet ↓")] == plain[columns.index("frechet ↓")]
+    assert averaged[columns.index("live_frechet ↓")] != averaged[columns.index("frechet ↓")]
+    assert plain[columns.index("live_frechet ↓")] == "no EMA"
+    path.write_text(text.format(device=device, out=tmp_path / "plain", cases=""))
+    assert "live_" not in (run_sweep(path, progress=False) / "summary.md").read_text()
 
 
 @pytest.fixture

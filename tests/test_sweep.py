@@ -15,7 +15,7 @@ from mixup_gan.toy.config import ToyConfig, ToyModelConfig, ToyTrainConfig
 from mixup_gan.toy.data import grid, read_points, ring
 from mixup_gan.toy.runner import build_toy_trainer
 from mixup_gan.toy.sweep import SweepConfig, expand, populations, run_sweep
-from mixup_gan.toy.sweep.grid import checked, setting_of
+from mixup_gan.toy.sweep.grid import checked
 from mixup_gan.train import SYNC_EVERY, GANTrainer
 
 MODEL = ToyModelConfig(latent_dim=2, hidden=32, depth=2)
@@ -589,12 +589,20 @@ def test_a_list_valued_setting_is_grouped_and_shown_as_written(tmp_path, where, 
     assert _label(["train.betas", "data.name"], ((0.5, 0.999), "ring")) == "betas [0.5,0.999], ring"
 
 
-def test_figure_labels_name_each_schedule_and_show_mappings_whole():
-    from mixup_gan.toy.sweep.figures import _label
-    keys = ["train.lr_schedule.kind", "loss.gradient_penalty_schedule", "train.betas"]
-    row = {keys[0]: "linear", keys[1]: {"kind": "linear", "final": 0}, keys[2]: [0.5, 0.999]}
-    assert _label(keys, setting_of(row, keys)) == (
-        "lr_schedule.kind linear, gradient_penalty_schedule {final:0,kind:linear}, "
-        "betas [0.5,0.999]")
-    pairs = {"x.pairs": [["final", 0], ["kind", "linear"]]}  # a list of pairs stays a list
-    assert _label(["x.pairs"], setting_of(pairs, ["x.pairs"])) == "pairs [[final,0],[kind,linear]]"
+
+def test_figure_labels_tell_the_two_schedules_kinds_apart(tmp_path, monkeypatch):
+    from mixup_gan.toy.sweep import figures
+    keys = ["train.lr_schedule.kind", "loss.gradient_penalty_schedule.kind",
+            "loss.gradient_penalty", "train.betas", "data.name"]
+    assert figures._label(keys, ("linear", "constant", 0.1, (0.5, 0.999), "grid")) == (
+        "lr_schedule.kind linear, gradient_penalty_schedule.kind constant, "
+        "gradient_penalty 0.1, betas [0.5,0.999], grid")
+    assert figures._label(["loss.alpha", "train.lr_schedule.kind"], (0.2, "cosine")) == (
+        "alpha 0.2, kind cosine")  # short where nothing else ends the same
+    shown = []
+    monkeypatch.setattr(figures.plt, "close", lambda fig: shown.append(fig))
+    rows = [{"run": f"r{k}", "step": 5, "data.name": "grid", "train.seed": 0, "modes": 25,
+             "hq_share": 0.5, keys[0]: kind, keys[1]: "linear"}
+            for k, kind in enumerate(["constant", "linear"])]
+    figures.save_settings_figure(tmp_path / "s.png", rows, keys[:2] + ["data.name"])
+    assert shown[0].axes[0].get_xlabel() == "lr_schedule.kind / gradient_penalty_schedule.kind"

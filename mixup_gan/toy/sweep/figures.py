@@ -19,7 +19,7 @@ import torch
 from ..data import DATASETS, make_distribution
 from ..metrics import METRICS, Metric, drawn
 from ..plots import Snapshot, plt, save_grid
-from .grid import Items, setting_of
+from .grid import setting_of
 
 X_KEY = "loss.alpha"
 
@@ -51,25 +51,29 @@ def figure_metrics(datasets) -> list[Metric]:
     return [m for m in METRICS.values() if m.name in names]
 
 
-def _text(value) -> str:
-    """A setting's value as a label shows it, without spaces (so stacking a label's keys at
-    ", " keeps each on one line): `[0.5,0.999]`, `{final:0,kind:linear}`."""
-    if isinstance(value, Items):
-        return "{" + ",".join(f"{k}:{_text(v)}" for k, v in value) + "}"
-    if isinstance(value, tuple):
-        return "[" + ",".join(map(_text, value)) + "]"
-    return str(value)
+def _names(keys: list[str]) -> dict[str, str]:
+    """What labels call each key: its shortest ending that no other key of `keys` shares
+    (`alpha` for `loss.alpha`; `lr_schedule.kind` and `gradient_penalty_schedule.kind` for
+    the two schedules' kinds side by side)."""
+    def ending(key: str, n: int) -> str:
+        return ".".join(key.split(".")[-n:])
 
-
-def _name(key: str) -> str:
-    """A key as a label names it: without its section, so `train.lr_schedule.kind` and
-    `loss.gradient_penalty_schedule.kind` stay apart (`lr_schedule.kind`)."""
-    return key.split(".", 1)[-1]
+    names = {}
+    for key in keys:
+        n = 1
+        while n < key.count(".") + 1 and any(ending(key, n) == ending(other, n)
+                                             for other in keys if other != key):
+            n += 1
+        names[key] = ending(key, n)
+    return names
 
 
 def _label(keys: list[str], combo: tuple, skip: str = "") -> str:
-    return ", ".join(_text(v) if k == "data.name" else f"{_name(k)} {_text(v)}"
-                     for k, v in zip(keys, combo, strict=True) if k != skip)
+    # a list without spaces, so stacking a label's keys at ", " keeps it on one line
+    shown = ["[" + ",".join(map(str, v)) + "]" if isinstance(v, tuple) else v for v in combo]
+    names = _names(keys)
+    return ", ".join(str(v) if k == "data.name" else f"{names[k]} {v}"
+                     for k, v in zip(keys, shown, strict=True) if k != skip)
 
 
 def _label_dataset_column(axes, col: int, dataset: str, metrics: list[Metric]) -> None:
@@ -193,9 +197,9 @@ def save_settings_figure(path: Path, rows: list[dict], keys: list[str]) -> None:
                 if values:
                     ax.bar(x, statistics.mean(values), color="C0", alpha=0.35, width=0.6)
                     ax.plot([x] * len(values), values, "o", color="C0", ms=4)
-            ax.set_xticks(range(len(settings)), ["\n".join(map(_text, s)) for s in settings],
+            ax.set_xticks(range(len(settings)), ["\n".join(map(str, s)) for s in settings],
                           fontsize=7)
-            ax.set_xlabel(" / ".join(map(_name, others)), fontsize=8)
+            ax.set_xlabel(" / ".join(_names(others).values()), fontsize=8)
             ax.grid(alpha=0.3, axis="y")
         _label_dataset_column(axes, col, dataset, metrics)
     fig.tight_layout()

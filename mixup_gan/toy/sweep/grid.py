@@ -241,18 +241,13 @@ def sweep_root(sweep: SweepConfig, path: Path) -> Path:
     return Path(sweep.output) / check_run_name(path.stem, f"{path}: the file name (set name)")
 
 
-class Items(tuple):
-    """A mapping's sorted (key, value) items, frozen: a setting's value that was a mapping
-    (`loss.gradient_penalty_schedule: {kind: linear, final: 0}`), told apart from a list."""
-
-
 def setting_of(row: dict, keys: list[str]) -> tuple:
     """The row's values of `keys` as a hashable tuple, the key that groups a setting's seeds:
-    a list value (`train.betas: [0.5, 0.999]`) becomes a tuple, a mapping its `Items`."""
+    a list value (`train.betas: [0.5, 0.999]`) becomes a tuple, a mapping its sorted items."""
     def frozen(value):
         if isinstance(value, list | tuple):
             return tuple(frozen(v) for v in value)
         if isinstance(value, dict):
-            return Items(sorted((k, frozen(v)) for k, v in value.items()))
+            return tuple(sorted((k, frozen(v)) for k, v in value.items()))
         return value
     return tuple(frozen(row[k]) for k in keys)

@@ -78,7 +78,8 @@ def summary_table(keys: list[str], ids: list[str], final: dict[str, dict],
     registered one, its header arrow saying which way is better) as mean ± std over seeds.
     A run with no high-quality sample has no reverse KL ("n/a"); a metric that applies to
     none of the sweep's data (the curve's shares on a ring and grid sweep) has no column.
-    Runs with an EMA of G add the live G's metrics (`live_hq_share`) after the EMA's.
+    Runs with an EMA of G add the live G's metrics (`live_hq_share`) after the EMA's
+    ("no EMA" for a setting without one: its scores are the live G's).
     With `targets` (data.name -> metric -> value), a metric's cell also counts the seeds
     that reach its target, `[3/5 ≥ 0.95]`, and a last column the seeds that reach all of
     their data's targets at once."""
@@ -102,6 +103,8 @@ def summary_table(keys: list[str], ids: list[str], final: dict[str, dict],
         cells = []
         for name, m in columns:
             cell = mean_spread([d.get(name) for d in done])
+            if name.startswith(LIVE) and not any(k.startswith(LIVE) for d in done for k in d):
+                cell = "no EMA"  # the setting's G is its sampler: the columns before
             if name in wanted:
                 hits = sum(reaches(m, d.get(m.name), wanted[m.name]) for d in done)
                 cell += f" [{hits}/{len(done)} {'≥' if m.better == 'higher' else '≤'} " \
