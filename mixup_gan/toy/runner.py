@@ -98,9 +98,10 @@ def run_toy(config: ToyConfig, name: str, *, overwrite: bool = False) -> dict:
     fixed_noise = eval_noise(config.eval.n_samples, config.model.latent_dim, config.train.seed)
     snap_dir = folder.path / "snapshots"
 
-    def generate(net: torch.nn.Module | None = None) -> torch.Tensor:
+    def generate(net: torch.nn.Module | None = None) -> torch.Tensor:  # default: the sampler
+        net = trainer.sampler() if net is None else net
         with torch.no_grad():
-            return (trainer.sampler() if net is None else net)(fixed_noise.to(device)).float().cpu()
+            return net(fixed_noise.to(device)).float().cpu()
 
     def log_metrics(t: GANTrainer) -> None:  # one row: the step's stats and the metrics
         t.stats.drain()
