@@ -2,9 +2,12 @@
 over a sweep's runs thick, one colour per sweep. For comparing recipes trained as separate
 sweeps (each folder's `results.jsonl`, as `mixup-gan sweep` or `--report` writes it), or
 the settings of one sweep: `--split KEY` gives each value of a grid key its own colour.
+Folders given the same LABEL are one group (a recipe's seeds run in several sittings);
+several metrics (`--metric hq_share live_hq_share`: a sweep's EMA of G and its live G) are
+drawn side by side, a colour per group and metric.
 
-Usage: python scripts/sweep_curves.py [LABEL=]FOLDER ... --out curves.png [--metric hq_share]
-           [--split loss.gradient_penalty]
+Usage: python scripts/sweep_curves.py [LABEL=]FOLDER ... --out curves.png
+           [--metric hq_share [live_hq_share ...]] [--split loss.gradient_penalty]
 """
 
 from __future__ import annotations
@@ -56,28 +59,29 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", help="sweep folders, optionally LABEL=FOLDER")
     parser.add_argument("--out", required=True, help="PNG file to write")
-    parser.add_argument("--metric", default="hq_share")
+    parser.add_argument("--metric", nargs="+", default=["hq_share"])
     parser.add_argument("--split", metavar="KEY", help="a colour per value of this grid key")
     args = parser.parse_args(argv)
-    groups = []  # (label, curves by run)
-    for given in args.folders:
-        named = "=" in given and not Path(given).is_dir()  # a folder's name may hold a "="
-        label, _, folder = given.partition("=") if named else ("", "", given)
-        label = label or Path(folder).name
-        try:
-            curves = read_curves(Path(folder), args.metric)
-            values = run_values(Path(folder), args.split) if args.split else {}
-        except ValueError as exc:
-            print(f"sweep_curves: error: {exc}", file=sys.stderr)
-            return 2
-        if not args.split:
-            groups.append((label, curves))
-            continue
-        for value in dict.fromkeys(values[run] for run in curves):
-            groups.append((f"{label} {args.split.split('.', 1)[-1]} {value}",
-                           {run: c for run, c in curves.items() if values[run] == value}))
+    groups: dict[str, dict] = {}  # label -> curves by (folder, run): a label's folders merge
+    for metric in args.metric:
+        shown = f" {metric}" if len(args.metric) > 1 else ""
+        for given in args.folders:
+            named = "=" in given and not Path(given).is_dir()  # a folder's name may hold "="
+            label, _, folder = given.partition("=") if named else ("", "", given)
+            label = label or Path(folder).name
+            try:
+                curves = read_curves(Path(folder), metric)
+                values = run_values(Path(folder), args.split) if args.split else {}
+            except ValueError as exc:
+                print(f"sweep_curves: error: {exc}", file=sys.stderr)
+                return 2
+            for run, points in curves.items():
+                where = label + shown
+                if args.split:
+                    where = f"{label} {args.split.split('.', 1)[-1]} {values[run]}{shown}"
+                groups.setdefault(where, {})[(folder, run)] = points
     fig, ax = plt.subplots(figsize=(7, 4))
-    for i, (label, curves) in enumerate(groups):
+    for i, (label, curves) in enumerate(groups.items()):
         color = f"C{i}"
         for points in curves.values():
             ax.plot(*zip(*points, strict=True), color=color, alpha=0.3, lw=0.8)
@@ -85,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         mean = [statistics.mean(v for points in curves.values() for s, v in points if s == step)
                 for step in steps]
         ax.plot(steps, mean, color=color, lw=2.5, label=f"{label} (mean of {len(curves)} runs)")
-    ax.set(xlabel="iteration", ylabel=args.metric)
+    ax.set(xlabel="iteration", ylabel=" / ".join(args.metric))
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()

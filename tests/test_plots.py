@@ -172,3 +172,29 @@ def test_sweep_curves_splits_one_sweep_by_a_grid_key(tmp_path, capsys):
     assert curves.main([str(tmp_path / "s"), "--out", str(out), "--metric", "near_curve",
                         "--split", "train.ema"]) == 2
     assert "no 'train.ema' in its rows" in capsys.readouterr().err
+
+
+def test_sweep_curves_merges_a_labels_folders_and_draws_each_metric(tmp_path):
+    """The same LABEL on two folders (one recipe's seeds in two sittings) is one mean over
+    both; two metrics (an EMA's and its live G's) are a colour each."""
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location("sweep_curves", "scripts/sweep_curves.py")
+    curves = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(curves)
+    for name, v in (("s01", 0.2), ("s23", 0.6)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "results.jsonl").write_text("".join(
+            json.dumps({"run": "seed0", "step": t, "hq_share": v * t, "live_hq_share": v})
+            + "\n" for t in (1, 2)))  # the same run id in both folders: two runs still
+    out = tmp_path / "c.png"
+    assert curves.main([f"ema={tmp_path / 's01'}", f"ema={tmp_path / 's23'}", "--out",
+                        str(out), "--metric", "hq_share", "live_hq_share"]) == 0
+    ax = plt.gcf().axes[0]
+    plt.close("all")
+    means = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()
+             if "mean" in line.get_label()}
+    assert means == {"ema hq_share (mean of 2 runs)": pytest.approx([0.4, 0.8]),
+                     "ema live_hq_share (mean of 2 runs)": pytest.approx([0.4, 0.4])}
+    assert ax.get_ylabel() == "hq_share / live_hq_share"
