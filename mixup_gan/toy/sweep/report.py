@@ -100,10 +100,11 @@ def summary_table(keys: list[str], ids: list[str], final: dict[str, dict],
              + " |", "|" + "---|" * (len(keys) + 2 + len(columns) + len(extra))]
     for done in settings.values():
         wanted = targets.get(done[0]["data.name"], {})
+        averaged = any(k.startswith(LIVE) for d in done for k in d)  # has an EMA of G
         cells = []
         for name, m in columns:
             cell = mean_spread([d.get(name) for d in done])
-            if name.startswith(LIVE) and not any(k.startswith(LIVE) for d in done for k in d):
+            if name.startswith(LIVE) and not averaged:
                 cell = "no EMA"  # the setting's G is its sampler: the columns before
             if name in wanted:
                 hits = sum(reaches(m, d.get(m.name), wanted[m.name]) for d in done)
