@@ -62,13 +62,18 @@ def assert_live_is_the_run_without_ema(plain: list[dict], averaged: list[dict], 
 
 
 def test_a_toy_run_with_an_ema_scores_its_live_generator_as_the_run_without(tiny_config,
-                                                                            tmp_path, device):
-    rows = {}
+                                                                            tmp_path, device,
+                                                                            monkeypatch):
+    from mixup_gan.toy import runner
+
+    rows, marked, plot = {}, [], runner.save_metrics_plot
+    monkeypatch.setattr(runner, "save_metrics_plot", lambda *a: marked.append(a[3]) or plot(*a))
     for name, extra in (("plain", []), ("ema", ["train.ema=0.5", "train.ema_start=10"])):
         run_toy(tiny_config(f"train.device={device}", *extra), name)
         rows[name] = read_jsonl(tmp_path / "runs" / name / "metrics.jsonl")
     assert [r["step"] for r in rows["ema"]] == [5, 10, 15, 20]
     assert_live_is_the_run_without_ema(rows["plain"], rows["ema"], start=10)
+    assert marked == [0, 10]  # metrics.png marks where the EMA starts
 
 
 def test_the_toy_command_prints_the_live_generators_scores_after_the_emas(tmp_path, capsys):

@@ -50,6 +50,19 @@ def test_a_run_with_an_ema_draws_its_live_generator_beside_it(tmp_path, closed_f
     assert len(closed_figures[1].axes[1].lines) == 1  # no EMA, one line
 
 
+def test_a_late_ema_is_marked_where_it_starts(tmp_path, closed_figures):
+    rows = [{"step": 100 * i, "modes": 8, "hq_share": 0.5, "live_modes": 8, "live_hq_share": 0.4}
+            for i in range(4)]
+    plots.save_metrics_plot(tmp_path / "m.png", rows, n_modes=8, ema_start=150)
+    plots.save_metrics_plot(tmp_path / "n.png", rows, n_modes=8)  # an EMA from the start
+    for ax in closed_figures[0].axes:
+        marks = [line for line in ax.lines if line.get_label() == "EMA starts"]
+        assert [list(line.get_xdata()) for line in marks] == [[150, 150]]
+        assert "EMA starts" in [t.get_text() for t in ax.get_legend().get_texts()]
+    assert all(line.get_label() != "EMA starts"
+               for ax in closed_figures[1].axes for line in ax.lines)
+
+
 def test_grid_rows_keep_their_own_limits(tmp_path, closed_figures):
     real, fake = torch.zeros(5, 2), torch.ones(5, 2)
     rows = [("ring", real, [plots.Snapshot(1, fake)]),

@@ -94,14 +94,17 @@ def save_strip(path: Path, real: Tensor, snaps: Sequence[Snapshot], limit: float
 
 
 def draw_metric(ax, metric: Metric, steps: list, values: list, n_modes: int | None,
-                color: str = "C0", live: list | None = None) -> None:
+                color: str = "C0", live: list | None = None, ema_start: int = 0) -> None:
     """One metric against the step, drawn as its registry entry's `scale` says; with `live`
-    (a run with an EMA of G: the live G's values), those dotted beside the EMA's."""
+    (a run with an EMA of G: the live G's values), those dotted beside the EMA's, and a
+    vertical line at `ema_start` when the EMA starts later than step 0."""
     values = [math.nan if v is None else v for v in values]
     ax.plot(steps, values, marker="o", ms=3, color=color, label="EMA of G" if live else None)
     if live:
         live = [math.nan if v is None else v for v in live]
         ax.plot(steps, live, ls=":", color="black", label="live G")
+        if ema_start:
+            ax.axvline(ema_start, color="grey", lw=0.8, ls="-.", label="EMA starts")
         ax.legend(fontsize=7)
         values = values + live  # the scale fits both
     ax.set_ylabel(metric.label)
@@ -115,11 +118,13 @@ def draw_metric(ax, metric: Metric, steps: list, values: list, n_modes: int | No
         ax.set_yscale("log")
 
 
-def save_metrics_plot(path: Path, rows: Sequence[dict], n_modes: int | None) -> None:
+def save_metrics_plot(path: Path, rows: Sequence[dict], n_modes: int | None,
+                      ema_start: int = 0) -> None:
     """The registry's drawn metrics against the step: on data with modes, modes covered and
     the high-quality share; without, the mean losses, the Frechet distance and, for data on a
     curve, the shares near and of the curve (a metric no row holds is not drawn). A run with
-    an EMA of G draws its live G's values too, dotted."""
+    an EMA of G draws its live G's values too, dotted, and marks `ema_start` (the generator
+    step where its EMA starts averaging; 0: from the start, not marked)."""
     steps = [r["step"] for r in rows]
     metrics = [m for m in drawn(n_modes is not None)
                if any(r.get(m.name) is not None for r in rows)]
@@ -134,7 +139,8 @@ def save_metrics_plot(path: Path, rows: Sequence[dict], n_modes: int | None) -> 
     for i, metric in enumerate(metrics, start=losses):
         live = [r.get(LIVE + metric.name) for r in rows]
         draw_metric(axes[i], metric, steps, [r.get(metric.name) for r in rows], n_modes,
-                    color=f"C{i}", live=live if any(v is not None for v in live) else None)
+                    color=f"C{i}", live=live if any(v is not None for v in live) else None,
+                    ema_start=ema_start)
     for ax in axes:
         ax.set_xlabel("generator step")
         ax.grid(alpha=0.3)

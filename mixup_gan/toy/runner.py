@@ -129,7 +129,7 @@ def run_toy(config: ToyConfig, name: str, *, overwrite: bool = False) -> dict:
         save_strip(folder.path / "snapshots.png", reference[:PICTURE_POINTS],
                    load_snapshots(folder.path, config.train.steps), dist.limit, label)
         save_metrics_plot(folder.path / "metrics.png", rows,
-                          len(dist.centers) if dist.has_modes else None)
+                          len(dist.centers) if dist.has_modes else None, config.train.ema_start)
         return {}
 
     return execute(Run(folder, config, trainer, config.train.steps, device,
