@@ -31,15 +31,21 @@ def read_curves(folder: Path, metric: str) -> dict[str, list[tuple[int, float]]]
     if not path.is_file():
         raise ValueError(f"{path}: not found (`mixup-gan sweep --report` writes it)")
     curves: dict[str, list[tuple[int, float]]] = {}
+    runs = []  # every run id, in order
     for number, line in enumerate(path.read_text().splitlines(), 1):
         try:
             row = json.loads(line)
+            runs += [row["run"]] if row["run"] not in runs else []
             if row.get(metric) is not None:
                 curves.setdefault(row["run"], []).append((row["step"], float(row[metric])))
         except (ValueError, TypeError, KeyError, AttributeError):
             raise ValueError(f"{path}: line {number} is not a sweep's result row") from None
     if not curves:
         raise ValueError(f"{path}: no row has {metric!r}")
+    missing = [run for run in runs if run not in curves]
+    if missing:  # said, not only counted in the legend
+        print(f"sweep_curves: {path}: {len(missing)} of {len(runs)} runs have no {metric!r} "
+              f"at any step and are not drawn: {', '.join(missing)}", file=sys.stderr)
     return curves
 
 

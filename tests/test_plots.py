@@ -87,7 +87,8 @@ def test_a_panel_says_how_many_points_fell_off_it(tmp_path, closed_figures):
 
 def test_sweep_curves_draws_each_run_and_the_mean_per_sweep(tmp_path, capsys):
     """scripts/sweep_curves.py: a thin line per run, the mean over runs per step, one colour
-    per sweep; a row without the metric is left out; a folder without results exits 2."""
+    per sweep; a row without the metric is left out, a run without it at every step named
+    on stderr; a folder without results exits 2."""
     import importlib.util
     import json
 
@@ -112,6 +113,12 @@ def test_sweep_curves_draws_each_run_and_the_mean_per_sweep(tmp_path, capsys):
     assert list(mean.get_xdata()) == [1, 2, 3]
     assert list(mean.get_ydata()) == pytest.approx([0.2, 0.5, 0.9])
     assert mean.get_label() == "first (mean of 2 runs)" and lines[5].get_label().startswith("two")
+    assert "not drawn" not in capsys.readouterr().err  # every run has the metric somewhere
+    with (tmp_path / "two" / "results.jsonl").open("a") as f:  # a run with no value at all
+        f.write(json.dumps({"run": "c", "step": 1, "hq_share": None}) + "\n")
+    assert set(curves.read_curves(tmp_path / "two", "hq_share")) == {"a", "b"}
+    assert ("two/results.jsonl: 1 of 3 runs have no 'hq_share' at any step and are not drawn: c"
+            in capsys.readouterr().err)
     assert curves.main([str(tmp_path / "none"), "--out", str(out)]) == 2
     assert "none/results.jsonl: not found" in capsys.readouterr().err
     (tmp_path / "a=b").mkdir()  # a folder whose name holds "=" is a folder, not a label
