@@ -30,8 +30,9 @@ class LossConfig(MixupOptions):
 
     def check(self) -> tuple[str, str] | None:
         if not self.gradient_penalty and not self.gradient_penalty_schedule.constant:
-            return "gradient_penalty_schedule", ("schedules a penalty of weight 0: set "
-                                                 "loss.gradient_penalty > 0")
+            return "gradient_penalty_schedule", (
+                "schedules a penalty of weight 0: set loss.gradient_penalty > 0, or to turn "
+                "the penalty off, also loss.gradient_penalty_schedule: {kind: constant}")
         return super().check()
 
 
@@ -62,7 +63,8 @@ class GANTrainConfig:
         if bad:
             return "betas", f"{list(self.betas)}: Adam's betas must be in [0, 1)"
         if self.ema_start and not self.ema:
-            return "ema_start", f"{self.ema_start} needs an EMA: set train.ema > 0 (its decay)"
+            return "ema_start", (f"{self.ema_start} needs an EMA: set train.ema > 0 (its "
+                                 "decay), or to turn the EMA off, also train.ema_start: 0")
         if self.lr * self.d_lr_ratio > MAX_LR:
             return "d_lr_ratio", (f"{self.d_lr_ratio} makes D's lr {self.lr * self.d_lr_ratio:g}"
                                   f", past {MAX_LR:g}")

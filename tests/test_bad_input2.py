@@ -84,7 +84,8 @@ CASES = [
     ("ema nan", toy(*s("train.ema=.nan")), "train.ema"),
     # the late levers: EMA start, the penalty's schedule, D's lr ratio
     ("ema_start without an ema", toy(*s("train.ema_start=100")),
-     "train.ema_start: 100 needs an EMA: set train.ema > 0"),
+     "train.ema_start: 100 needs an EMA: set train.ema > 0 (its decay), or to turn the EMA "
+     "off, also train.ema_start: 0"),
     ("ema_start negative", toy(*s("train.ema=0.9"), *s("train.ema_start=-1")),
      "train.ema_start: -1 must be >= 0"),
     ("ema_start 2^64", toy(*s("train.ema=0.9"), *s(f"train.ema_start={BIG}")),
@@ -93,6 +94,11 @@ CASES = [
     ("penalty schedule without a penalty",
      toy(*s("loss.gradient_penalty=0"),
          *s("loss.gradient_penalty_schedule={{kind: linear, final: 0}}")),
+     "loss.gradient_penalty_schedule: schedules a penalty of weight 0: set "
+     "loss.gradient_penalty > 0, or to turn the penalty off, also "
+     "loss.gradient_penalty_schedule: {{kind: constant}}"),
+    ("penalty turned off in a config that decays it",  # the shipped recipes decay theirs
+     ["toy", "--config", "configs/toy/ring_best.yaml", *TOY[1:], *s("loss.gradient_penalty=0")],
      "loss.gradient_penalty_schedule: schedules a penalty of weight 0"),
     ("image ema_start with ema off", [*IMAGE, *s("train.ema=0"), *s("train.ema_start=5")],
      "train.ema_start"),
