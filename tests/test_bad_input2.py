@@ -86,6 +86,10 @@ CASES = [
     ("ema_start without an ema", toy(*s("train.ema_start=100")),
      "train.ema_start: 100 needs an EMA: set train.ema > 0 (its decay), or to turn the EMA "
      "off, also train.ema_start: 0"),
+    ("ema turned off in a config that starts it late",  # the shipped recipes do
+     ["toy", "--config", "configs/toy/grid_best.yaml", *TOY[1:], *s("train.ema=0")],
+     "train.ema_start: 15000 needs an EMA: set train.ema > 0 (its decay), or to turn the EMA "
+     "off, also train.ema_start: 0"),
     ("ema_start negative", toy(*s("train.ema=0.9"), *s("train.ema_start=-1")),
      "train.ema_start: -1 must be >= 0"),
     ("ema_start 2^64", toy(*s("train.ema=0.9"), *s(f"train.ema_start={BIG}")),

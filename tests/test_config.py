@@ -36,8 +36,8 @@ def test_paper_configs_have_the_paper_setup():
 
 def test_the_three_best_configs_are_one_recipe():
     """ring_best, grid_best and swissroll_best differ only in their data (and which steps
-    they draw): the same model, loss and training keys, Adam's beta1 0.5 included, on top of
-    the paper's setup with the lr and the penalty's weight decayed to 0."""
+    they draw): the same model, loss and training keys, Adam's beta1 0.5 and the late EMA of
+    G included, on top of the paper's setup with the lr and the penalty's weight decayed to 0."""
     root = Path(__file__).resolve().parent.parent / "configs/toy"
     ring, grid, swiss = (load_config(root / f"{name}_best.yaml", ToyConfig)
                          for name in ("ring", "grid", "swissroll"))
@@ -51,6 +51,7 @@ def test_the_three_best_configs_are_one_recipe():
     assert (ring.train.lr_schedule.kind, ring.train.lr_schedule.final) == ("linear", 0.0)
     assert (ring.loss.gradient_penalty, ring.loss.gradient_penalty_schedule.kind,
             ring.loss.gradient_penalty_schedule.final) == (0.1, "linear", 0.0)
+    assert (ring.train.ema, ring.train.ema_start, paper.train.ema) == (0.999, 15000, 0.0)
 
 
 def sweep_members(name: str):
@@ -64,29 +65,41 @@ def sweep_members(name: str):
 
 def test_the_best_sweeps_train_the_ablation_recipes_members(monkeypatch):
     """ring_best_20k.yaml and grid_best_20k.yaml record numbers measured as the recipe case of
-    ablation_20k.yaml: each of their members is that case's member of the same data and seed,
-    key for key; the ablation's case before it is the recipe with PyTorch's betas."""
-    from mixup_gan.toy.sweep import SweepConfig
+    ablation_20k.yaml, in the populations they were measured in (seeds 0, 1, 4 and 2, 3):
+    each of their members is that case's member of the same data and seed, key for key; the
+    ablation's case before it is the recipe without the EMA, and the one before that the
+    recipe with PyTorch's betas and no EMA."""
+    from mixup_gan.toy.sweep import SweepConfig, populations
 
     root = Path(__file__).resolve().parent.parent
     monkeypatch.chdir(root)
     ablation = sweep_members("ablation_20k.yaml")
     recipe = {(r.config.data.name, r.config.train.seed): r.config for r in ablation
-              if r.config.train.betas == (0.5, 0.999)
-              and r.config.loss.generator_loss == "saturating"}
+              if r.config.train.ema and r.config.loss.generator_loss == "saturating"}
     assert len(recipe) == 15
     for name, data in (("ring_best_20k.yaml", "ring"), ("grid_best_20k.yaml", "grid")):
         runs = sweep_members(name)
-        assert [r.config.train.seed for r in runs] == [0, 1, 2, 3, 4]
+        assert [r.config.train.seed for r in runs] == [0, 1, 4, 2, 3]
         for run in runs:
             assert run.config == recipe[(data, run.config.train.seed)]
+        size = load_config(root / "configs/sweeps" / name, SweepConfig).population
+        assert [[r.config.train.seed for r in pop] for pop in populations(runs, size)] == [
+            [0, 1, 4], [2, 3]]
+
+    def without(c, **train):
+        return replace(c, train=replace(c.train, **train))
+
+    no_ema = [r.config for r in ablation if r.config.train.betas == (0.5, 0.999)
+              and not r.config.train.ema]
+    assert len(no_ema) == 15
+    assert all(without(c, ema=0.999, ema_start=15000) == recipe[(c.data.name, c.train.seed)]
+               for c in no_ema)
     before = [r.config for r in ablation if r.config.train.betas == (0.9, 0.999)
               and r.config.loss.gradient_penalty_schedule.kind == "linear"]
     assert len(before) == 15
-    assert all(replace(c, train=replace(c.train, betas=(0.5, 0.999)))
+    assert all(without(c, betas=(0.5, 0.999), ema=0.999, ema_start=15000)
                == recipe[(c.data.name, c.train.seed)] for c in before)
-    for name in ("ablation_20k.yaml", "ring_best_20k.yaml", "grid_best_20k.yaml"):
-        assert load_config(root / "configs/sweeps" / name, SweepConfig).population == 5
+    assert load_config(root / "configs/sweeps/ablation_20k.yaml", SweepConfig).population == 5
     ns = [r.config for r in ablation if r.config.loss.generator_loss == "non_saturating"]
     assert len(ns) == 15  # the last case: the recipe with the other G loss, nothing else
     assert all(replace(c, loss=replace(c.loss, generator_loss="saturating"))
@@ -97,11 +110,13 @@ def test_the_best_sweeps_train_the_ablation_recipes_members(monkeypatch):
     ("grid_best_10k.yaml", 0.1), ("ring_best_10k.yaml", 1.0), ("levers_probe.yaml", None)])
 def test_sweeps_measured_before_beta1_05_still_train_what_they_measured(monkeypatch, name,
                                                                          penalty):
-    """Sweeps whose numbers were measured with PyTorch's betas and a constant penalty pin
-    both, so shipping beta1 0.5 and the decayed penalty in *_best.yaml left them alone."""
+    """Sweeps whose numbers were measured with PyTorch's betas, a constant penalty and G
+    itself evaluated pin all three, so shipping beta1 0.5, the decayed penalty and the late
+    EMA in *_best.yaml left them alone."""
     monkeypatch.chdir(Path(__file__).resolve().parent.parent)
     runs = sweep_members(name)
     assert runs and all(r.config.train.betas == (0.9, 0.999) for r in runs)
+    assert {(r.config.train.ema, r.config.train.ema_start) for r in runs} == {(0.0, 0)}
     assert {r.config.loss.gradient_penalty_schedule.kind for r in runs} == {"constant"}
     if penalty is not None:  # (the probe varies the weight)
         assert {r.config.loss.gradient_penalty for r in runs} == {penalty}

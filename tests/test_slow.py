@@ -16,7 +16,8 @@ def test_ring_best_recipe_covers_every_mode_in_1000_iterations(tmp_path, monkeyp
     """configs/toy/ring_best.yaml (lr decayed to 0, gradient penalty 0.1 decayed with it,
     Adam's beta1 0.5) cut to 1,000 iterations: all 8 ring modes, 83.8% high-quality samples,
     reverse KL 0.0032 (stored, seed 0, CPU; 49.0% and 0.077 with beta1 0.9, 29.2% with beta1
-    0.9 and the penalty constant). The paper recipe without the levers reaches fewer modes on
+    0.9 and the penalty constant). Its EMA of G, from step 15,000, never starts at this
+    length: G itself is evaluated. The paper recipe without the levers reaches fewer modes on
     this schedule."""
     monkeypatch.chdir(ROOT)  # the config names toy_data/ relative to the repository
     code = main(["toy", "--config", "configs/toy/ring_best.yaml", "--no-progress",
