@@ -103,7 +103,9 @@ CASES = [
      "loss.gradient_penalty_schedule: {{kind: constant}}"),
     ("penalty turned off in a config that decays it",  # the shipped recipes decay theirs
      ["toy", "--config", "configs/toy/ring_best.yaml", *TOY[1:], *s("loss.gradient_penalty=0")],
-     "loss.gradient_penalty_schedule: schedules a penalty of weight 0"),
+     "loss.gradient_penalty_schedule: schedules a penalty of weight 0: set "
+     "loss.gradient_penalty > 0, or to turn the penalty off, also "
+     "loss.gradient_penalty_schedule: {{kind: constant}}"),
     ("image ema_start with ema off", [*IMAGE, *s("train.ema=0"), *s("train.ema_start=5")],
      "train.ema_start"),
     ("d_lr_ratio negative", toy(*s("train.d_lr_ratio=-1")), "train.d_lr_ratio: -1.0 must be > 0"),

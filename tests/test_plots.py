@@ -55,12 +55,14 @@ def test_a_late_ema_is_marked_where_it_starts(tmp_path, closed_figures):
             for i in range(4)]
     plots.save_metrics_plot(tmp_path / "m.png", rows, n_modes=8, ema_start=150)
     plots.save_metrics_plot(tmp_path / "n.png", rows, n_modes=8)  # an EMA from the start
+    plots.save_metrics_plot(tmp_path / "o.png", rows, n_modes=8, ema_start=15000)  # never began
     for ax in closed_figures[0].axes:
         marks = [line for line in ax.lines if line.get_label() == "EMA starts"]
         assert [list(line.get_xdata()) for line in marks] == [[150, 150]]
         assert "EMA starts" in [t.get_text() for t in ax.get_legend().get_texts()]
-    assert all(line.get_label() != "EMA starts"
-               for ax in closed_figures[1].axes for line in ax.lines)
+    for figure in closed_figures[1:]:
+        assert all(line.get_label() != "EMA starts" for ax in figure.axes for line in ax.lines)
+    assert closed_figures[2].axes[0].get_xlim()[1] < 1000  # not stretched to an unreached step
 
 
 def test_grid_rows_keep_their_own_limits(tmp_path, closed_figures):

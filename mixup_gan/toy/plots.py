@@ -103,7 +103,7 @@ def draw_metric(ax, metric: Metric, steps: list, values: list, n_modes: int | No
     if live:
         live = [math.nan if v is None else v for v in live]
         ax.plot(steps, live, ls=":", color="black", label="live G")
-        if ema_start:
+        if 0 < ema_start <= max(steps, default=0):  # (past the run: it never started)
             ax.axvline(ema_start, color="grey", lw=0.8, ls="-.", label="EMA starts")
         ax.legend(fontsize=7)
         values = values + live  # the scale fits both
