@@ -31,11 +31,11 @@ def read_curves(folder: Path, metric: str) -> dict[str, list[tuple[int, float]]]
     if not path.is_file():
         raise ValueError(f"{path}: not found (`mixup-gan sweep --report` writes it)")
     curves: dict[str, list[tuple[int, float]]] = {}
-    runs = []  # every run id, in order
+    runs: dict[str, None] = {}  # every run id, in order
     for number, line in enumerate(path.read_text().splitlines(), 1):
         try:
             row = json.loads(line)
-            runs += [row["run"]] if row["run"] not in runs else []
+            runs.setdefault(row["run"])
             if row.get(metric) is not None:
                 curves.setdefault(row["run"], []).append((row["step"], float(row[metric])))
         except (ValueError, TypeError, KeyError, AttributeError):
