@@ -97,13 +97,13 @@ def draw_metric(ax, metric: Metric, steps: list, values: list, n_modes: int | No
                 color: str = "C0", live: list | None = None, ema_start: int = 0) -> None:
     """One metric against the step, drawn as its registry entry's `scale` says; with `live`
     (a run with an EMA of G: the live G's values), those dotted beside the EMA's, and a
-    vertical line at `ema_start` when the EMA starts later than step 0."""
+    vertical line at `ema_start` unless it is 0 (not marked)."""
     values = [math.nan if v is None else v for v in values]
     ax.plot(steps, values, marker="o", ms=3, color=color, label="EMA of G" if live else None)
     if live:
         live = [math.nan if v is None else v for v in live]
         ax.plot(steps, live, ls=":", color="black", label="live G")
-        if 0 < ema_start <= max(steps, default=0):  # (past the run: it never started)
+        if ema_start:
             ax.axvline(ema_start, color="grey", lw=0.8, ls="-.", label="EMA starts")
         ax.legend(fontsize=7)
         values = values + live  # the scale fits both
@@ -126,6 +126,8 @@ def save_metrics_plot(path: Path, rows: Sequence[dict], n_modes: int | None,
     an EMA of G draws its live G's values too, dotted, and marks `ema_start` (the generator
     step where its EMA starts averaging; 0: from the start, not marked)."""
     steps = [r["step"] for r in rows]
+    if ema_start > max(steps, default=0):  # past the run: its EMA never started
+        ema_start = 0
     metrics = [m for m in drawn(n_modes is not None)
                if any(r.get(m.name) is not None for r in rows)]
     losses = n_modes is None
