@@ -61,6 +61,14 @@ def run_values(folder: Path, key: str) -> dict[str, str]:
     return values
 
 
+def labelled(given: str) -> tuple[str, str]:
+    """(label, folder) of a `[LABEL=]FOLDER` argument; the label defaults to the folder's
+    name, and a folder whose name holds "=" is a folder, not a label."""
+    named = "=" in given and not Path(given).is_dir()
+    label, _, folder = given.partition("=") if named else ("", "", given)
+    return label or Path(folder).name, folder
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("folders", nargs="+", help="sweep folders, optionally LABEL=FOLDER")
@@ -72,9 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     for metric in args.metric:
         shown = f" {metric}" if len(args.metric) > 1 else ""
         for given in args.folders:
-            named = "=" in given and not Path(given).is_dir()  # a folder's name may hold "="
-            label, _, folder = given.partition("=") if named else ("", "", given)
-            label = label or Path(folder).name
+            label, folder = labelled(given)
             try:
                 curves = read_curves(Path(folder), metric)
                 values = run_values(Path(folder), args.split) if args.split else {}

@@ -220,3 +220,63 @@ def test_sweep_curves_merges_a_labels_folders_and_draws_each_metric(tmp_path):
     assert means == {"ema hq_share (mean of 2 runs)": pytest.approx([0.4, 0.8]),
                      "ema live_hq_share (mean of 2 runs)": pytest.approx([0.4, 0.4])}
     assert ax.get_ylabel() == "hq_share / live_hq_share"
+
+
+def _strip_sweep(root, runs, limit):
+    """A sweep folder as scripts/sweep_strips.py reads it: results.jsonl rows of `runs`
+    ((id, data, seed, first coordinate of its points)) and one population's snapshots.pt."""
+    import json
+
+    from mixup_gan.checkpoint import save_checkpoint
+
+    (root / "populations" / "pop-a").mkdir(parents=True)
+    (root / "results.jsonl").write_text("".join(json.dumps(
+        {"run": i, "data.name": d, "train.seed": s, "step": t}) + "\n"
+        for i, d, s, _ in runs for t in (1, 2)))
+    points = {step: torch.stack([torch.full((4, 2), x + step) for *_, x in runs])
+              for step in (1, 2)}
+    save_checkpoint({"ids": [i for i, *_ in runs], "real": [torch.zeros(3, 2)] * len(runs),
+                     "limits": [limit] * len(runs), "steps": points},
+                    root / "populations" / "pop-a" / "snapshots.pt")
+
+
+def test_sweep_strips_draws_one_seed_per_folder_and_dataset(tmp_path, closed_figures, capsys):
+    """scripts/sweep_strips.py: per dataset, a row per folder (in the order given) with the
+    chosen seed's samples at each kept step over the row's own limit; `--data` keeps some
+    datasets; a seed, dataset or snapshot file a folder lacks exits 2 naming it."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("sweep_strips", "scripts/sweep_strips.py")
+    strips = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(strips)
+    _strip_sweep(tmp_path / "paper", [("p0", "ring", 0, 10.0), ("p1", "ring", 1, 20.0),
+                                      ("q0", "grid", 0, 30.0)], limit=3.0)
+    _strip_sweep(tmp_path / "best", [("b1", "ring", 1, 40.0), ("c1", "grid", 1, 50.0),
+                                     ("c0", "grid", 0, 60.0)], limit=4.0)
+    out = tmp_path / "s.png"
+    assert strips.main([f"paper={tmp_path / 'paper'}", f"best={tmp_path / 'best'}",
+                        "--seed", "1", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+    fig = closed_figures[-1]
+    rows = [ax for ax in fig.axes if ax.get_ylabel()]
+    assert [ax.get_ylabel() for ax in rows] == ["paper\nring", "best\nring", "best\ngrid"]
+    firsts = [[ax.collections[1].get_offsets()[0][0] for ax in fig.axes[r * 2:r * 2 + 2]]
+              for r in range(3)]  # the generated points (the real ones come first)
+    assert firsts == [[21.0, 22.0], [41.0, 42.0], [51.0, 52.0]]
+    assert [fig.axes[r * 2].get_xlim()[1] for r in range(3)] == [3.0, 4.0, 4.0]
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["step 1", "step 2"]
+    assert fig.texts[0].get_text() == "samples over training, seed 1"
+    assert strips.main([str(tmp_path / "paper"), str(tmp_path / "best"), "--data", "grid",
+                        "--out", str(out)]) == 0  # seed 0, the grid only
+    assert [ax.get_ylabel() for ax in closed_figures[-1].axes if ax.get_ylabel()] == [
+        "paper\ngrid", "best\ngrid"]
+    capsys.readouterr()
+    assert strips.main([str(tmp_path / "paper"), "--seed", "3", "--out", str(out)]) == 2
+    assert "paper/results.jsonl: no run with seed 3" in capsys.readouterr().err
+    assert strips.main([str(tmp_path / "paper"), "--data", "swissroll", "--out", str(out)]) == 2
+    assert "--data swissroll: no folder has a run of it with seed 0" in capsys.readouterr().err
+    (tmp_path / "paper" / "populations" / "pop-a" / "snapshots.pt").unlink()
+    assert strips.main([str(tmp_path / "paper"), "--out", str(out)]) == 2
+    assert "paper: run p0 has no snapshots.pt entry" in capsys.readouterr().err
+    assert strips.main([str(tmp_path / "none"), "--out", str(out)]) == 2
+    assert "none/results.jsonl: not found" in capsys.readouterr().err

@@ -144,6 +144,13 @@ def _pictured(root: Path, name: str, pick) -> tuple[dict, dict, dict]:
     return taken, reals, limits
 
 
+def kept_snapshots(root: Path) -> tuple[dict, dict, dict]:
+    """Each run's samples at its `eval.snapshots` steps ({step: points}), the points it was
+    judged on, its plot limit, by run id (strips.png; scripts/sweep_strips.py)."""
+    return _pictured(root, "snapshots.pt", lambda state, k: {
+        step: fake[k] for step, fake in state["steps"].items()})
+
+
 def _final_samples(root: Path) -> tuple[dict, dict, dict]:
     """Each finished run's final samples, the points it was judged on, its plot limit."""
     return _pictured(root, "final_samples.pt", lambda state, k: state["fake"][k])
@@ -226,8 +233,7 @@ def save_seed_snapshots(root: Path, rows: list[dict], keys: list[str]) -> None:
 def save_strips(root: Path, rows: list[dict], keys: list[str]) -> None:
     """The first seed's samples at each `eval.snapshots` step, one row per setting (grid
     values but the seed): how each setting's samples change over training."""
-    kept, reals, limits = _pictured(root, "snapshots.pt", lambda state, k: {
-        step: fake[k] for step, fake in state["steps"].items()})
+    kept, reals, limits = kept_snapshots(root)
     first_seed = rows[0]["train.seed"]
     grid_rows, row_limits = [], []
     for setting, done in _settings(rows, keys).items():
