@@ -63,10 +63,24 @@ def run_values(folder: Path, key: str) -> dict[str, str]:
 
 def labelled(given: str) -> tuple[str, str]:
     """(label, folder) of a `[LABEL=]FOLDER` argument; the label defaults to the folder's
-    name, and a folder whose name holds "=" is a folder, not a label."""
-    named = "=" in given and not Path(given).is_dir()
-    label, _, folder = given.partition("=") if named else ("", "", given)
+    name. A folder whose name holds "=" is a folder, not a label: an existing path, or a
+    "=" after a "/" (`runs/a=b`)."""
+    label, _, folder = given.partition("=")
+    if not folder or Path(given).exists() or "/" in label:
+        label, folder = "", given
     return label or Path(folder).name, folder
+
+
+def checked_out(given: str) -> Path:
+    """The --out argument as a path to write a PNG to: a ValueError naming it otherwise."""
+    out = Path(given)
+    if out.suffix.lower() != ".png":
+        raise ValueError(f"--out {given}: not a .png file name")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {given}: {out.parent} is not a folder")
+    if out.is_dir():
+        raise ValueError(f"--out {given}: is a folder")
+    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -76,6 +90,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--metric", nargs="+", default=["hq_share"])
     parser.add_argument("--split", metavar="KEY", help="a colour per value of this grid key")
     args = parser.parse_args(argv)
+    try:
+        out = checked_out(args.out)
+    except ValueError as exc:
+        print(f"sweep_curves: error: {exc}", file=sys.stderr)
+        return 2
     groups: dict[str, dict] = {}  # label -> curves by (folder, run): a label's folders merge
     for metric in args.metric:
         shown = f" {metric}" if len(args.metric) > 1 else ""
@@ -105,8 +124,14 @@ def main(argv: list[str] | None = None) -> int:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(args.out, dpi=110)
-    print(args.out)
+    try:
+        fig.savefig(out, dpi=110)
+    except OSError as exc:
+        print(f"sweep_curves: error: --out {out}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    finally:
+        plt.close(fig)
+    print(out)
     return 0
 
 

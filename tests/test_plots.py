@@ -87,7 +87,7 @@ def test_a_panel_says_how_many_points_fell_off_it(tmp_path, closed_figures):
     assert notes == [[], ["10% off the plot"], ["100% off the plot"], ["<1% off the plot"]]
 
 
-def test_sweep_curves_draws_each_run_and_the_mean_per_sweep(tmp_path, capsys):
+def test_sweep_curves_draws_each_run_and_the_mean_per_sweep(tmp_path, closed_figures, capsys):
     """scripts/sweep_curves.py: a thin line per run, the mean over runs per step, one colour
     per sweep; a row without the metric is left out, a run without it at every step named
     on stderr; a folder without results exits 2."""
@@ -108,8 +108,7 @@ def test_sweep_curves_draws_each_run_and_the_mean_per_sweep(tmp_path, capsys):
     assert curves.main([f"first={tmp_path / 'one'}", str(tmp_path / "two"), "--out",
                         str(out)]) == 0
     assert out.stat().st_size > 0
-    lines = plt.gcf().axes[0].get_lines()
-    plt.close("all")
+    lines = closed_figures[-1].axes[0].get_lines()
     assert len(lines) == 6  # 2 runs + the mean, per sweep
     mean = lines[2]
     assert list(mean.get_xdata()) == [1, 2, 3]
@@ -127,6 +126,13 @@ def test_sweep_curves_draws_each_run_and_the_mean_per_sweep(tmp_path, capsys):
     (tmp_path / "a=b" / "results.jsonl").write_text('{"run": "a", "step": 1}\nnot json\n')
     assert curves.main([str(tmp_path / "a=b"), "--out", str(out)]) == 2
     assert "a=b/results.jsonl: line 2 is not a sweep's result row" in capsys.readouterr().err
+    assert curves.labelled("runs/c=d") == ("c=d", "runs/c=d")  # a "=" after a "/": a folder
+    assert curves.labelled("lr 0.1=runs/c") == ("lr 0.1", "runs/c")
+    for bad, message in (("c.txt", "not a .png file name"), ("no/c.png", "no is not a folder"),
+                         ("", "not a .png file name")):
+        assert curves.main([str(tmp_path / "one"), "--out", bad]) == 2
+        assert capsys.readouterr().err == f"sweep_curves: error: --out {bad}: {message}\n"
+    assert curves.main([str(tmp_path / "one"), "--out", str(tmp_path / "one")]) == 2
 
 
 def test_a_modeless_runs_plot_draws_the_metrics_its_rows_hold(tmp_path, closed_figures):
@@ -166,7 +172,7 @@ def test_a_sweep_figure_draws_each_datasets_metrics_and_marks_the_rest(tmp_path,
     assert [ax.get_ylabel() for ax in alone.axes] == labels[2:]
 
 
-def test_sweep_curves_splits_one_sweep_by_a_grid_key(tmp_path, capsys):
+def test_sweep_curves_splits_one_sweep_by_a_grid_key(tmp_path, closed_figures, capsys):
     """--split KEY: one colour (and mean) per value of the key within a folder; a key the
     rows do not carry exits 2 naming it."""
     import importlib.util
@@ -184,8 +190,7 @@ def test_sweep_curves_splits_one_sweep_by_a_grid_key(tmp_path, capsys):
     out = tmp_path / "c.png"
     assert curves.main([f"roll={tmp_path / 's'}", "--out", str(out), "--metric", "near_curve",
                         "--split", "loss.gradient_penalty"]) == 0
-    lines = plt.gcf().axes[0].get_lines()
-    plt.close("all")
+    lines = closed_figures[-1].axes[0].get_lines()
     means = [line for line in lines if "mean" in line.get_label()]
     assert [m.get_label() for m in means] == ["roll gradient_penalty 0.0 (mean of 1 runs)",
                                               "roll gradient_penalty 0.1 (mean of 2 runs)"]
@@ -196,7 +201,7 @@ def test_sweep_curves_splits_one_sweep_by_a_grid_key(tmp_path, capsys):
     assert "no 'train.ema' in its rows" in capsys.readouterr().err
 
 
-def test_sweep_curves_merges_a_labels_folders_and_draws_each_metric(tmp_path):
+def test_sweep_curves_merges_a_labels_folders_and_draws_each_metric(tmp_path, closed_figures):
     """The same LABEL on two folders (one recipe's seeds in two sittings) is one mean over
     both; two metrics (an EMA's and its live G's) are a colour each."""
     import importlib.util
@@ -213,8 +218,7 @@ def test_sweep_curves_merges_a_labels_folders_and_draws_each_metric(tmp_path):
     out = tmp_path / "c.png"
     assert curves.main([f"ema={tmp_path / 's01'}", f"ema={tmp_path / 's23'}", "--out",
                         str(out), "--metric", "hq_share", "live_hq_share"]) == 0
-    ax = plt.gcf().axes[0]
-    plt.close("all")
+    ax = closed_figures[-1].axes[0]
     means = {line.get_label(): list(line.get_ydata()) for line in ax.get_lines()
              if "mean" in line.get_label()}
     assert means == {"ema hq_share (mean of 2 runs)": pytest.approx([0.4, 0.8]),
@@ -222,9 +226,10 @@ def test_sweep_curves_merges_a_labels_folders_and_draws_each_metric(tmp_path):
     assert ax.get_ylabel() == "hq_share / live_hq_share"
 
 
-def _strip_sweep(root, runs, limit):
+def _strip_sweep(root, runs, steps=(2, 1)):
     """A sweep folder as scripts/sweep_strips.py reads it: results.jsonl rows of `runs`
-    ((id, data, seed, first coordinate of its points)) and one population's snapshots.pt."""
+    ((id, data, seed, x)) and one population's snapshots.pt, where run x's generated points
+    at step t sit at x + t, its data at -x, its plot limit is x / 10 (steps stored unsorted)."""
     import json
 
     from mixup_gan.checkpoint import save_checkpoint
@@ -232,51 +237,112 @@ def _strip_sweep(root, runs, limit):
     (root / "populations" / "pop-a").mkdir(parents=True)
     (root / "results.jsonl").write_text("".join(json.dumps(
         {"run": i, "data.name": d, "train.seed": s, "step": t}) + "\n"
-        for i, d, s, _ in runs for t in (1, 2)))
+        for i, d, s, _ in runs for t in steps))
     points = {step: torch.stack([torch.full((4, 2), x + step) for *_, x in runs])
-              for step in (1, 2)}
-    save_checkpoint({"ids": [i for i, *_ in runs], "real": [torch.zeros(3, 2)] * len(runs),
-                     "limits": [limit] * len(runs), "steps": points},
+              for step in steps}
+    save_checkpoint({"ids": [i for i, *_ in runs],
+                     "real": [torch.full((3, 2), -x) for *_, x in runs],
+                     "limits": [x / 10 for *_, x in runs], "steps": points},
                     root / "populations" / "pop-a" / "snapshots.pt")
 
 
-def test_sweep_strips_draws_one_seed_per_folder_and_dataset(tmp_path, closed_figures, capsys):
-    """scripts/sweep_strips.py: per dataset, a row per folder (in the order given) with the
-    chosen seed's samples at each kept step over the row's own limit; `--data` keeps some
-    datasets; a seed, dataset or snapshot file a folder lacks exits 2 naming it."""
+def _strips_script():
     import importlib.util
 
     spec = importlib.util.spec_from_file_location("sweep_strips", "scripts/sweep_strips.py")
     strips = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(strips)
+    return strips
+
+
+def _drawn(fig, n_rows):
+    """Per row of a strip figure: its label, the first data and generated x per panel, the
+    first panel's limit."""
+    rows = []
+    for r in range(n_rows):
+        panels = fig.axes[r * 2:r * 2 + 2]
+        rows.append((panels[0].get_ylabel(),
+                     [(ax.collections[0].get_offsets()[0][0],
+                       ax.collections[1].get_offsets()[0][0]) for ax in panels],
+                     panels[0].get_xlim()[1]))
+    return rows
+
+
+def test_sweep_strips_draws_one_seed_per_label_and_dataset(tmp_path, closed_figures, capsys):
+    """scripts/sweep_strips.py: per dataset, a row per label (in the order given) with the
+    chosen seed's data and samples at each kept step, in step order, over the run's own
+    limit; a label's folders (sittings) are searched together; `--data` keeps some datasets
+    and a label without one is said on stderr."""
+    strips = _strips_script()
     _strip_sweep(tmp_path / "paper", [("p0", "ring", 0, 10.0), ("p1", "ring", 1, 20.0),
-                                      ("q0", "grid", 0, 30.0)], limit=3.0)
+                                      ("q0", "grid", 0, 30.0)])
     _strip_sweep(tmp_path / "best", [("b1", "ring", 1, 40.0), ("c1", "grid", 1, 50.0),
-                                     ("c0", "grid", 0, 60.0)], limit=4.0)
+                                     ("c0", "grid", 0, 60.0)])
+    _strip_sweep(tmp_path / "best2", [("b2", "ring", 2, 70.0), ("b0", "ring", 0, 80.0)])
     out = tmp_path / "s.png"
     assert strips.main([f"paper={tmp_path / 'paper'}", f"best={tmp_path / 'best'}",
                         "--seed", "1", "--out", str(out)]) == 0
-    assert out.stat().st_size > 0
+    assert out.stat().st_size > 0 and capsys.readouterr() == (f"{out}\n", "sweep_strips: no "
+                                                               "grid run with seed 1 in paper: "
+                                                               "no row for it\n")
     fig = closed_figures[-1]
-    rows = [ax for ax in fig.axes if ax.get_ylabel()]
-    assert [ax.get_ylabel() for ax in rows] == ["paper\nring", "best\nring", "best\ngrid"]
-    firsts = [[ax.collections[1].get_offsets()[0][0] for ax in fig.axes[r * 2:r * 2 + 2]]
-              for r in range(3)]  # the generated points (the real ones come first)
-    assert firsts == [[21.0, 22.0], [41.0, 42.0], [51.0, 52.0]]
-    assert [fig.axes[r * 2].get_xlim()[1] for r in range(3)] == [3.0, 4.0, 4.0]
+    assert _drawn(fig, 3) == [("paper\nring", [(-20, 21), (-20, 22)], 2.0),
+                              ("best\nring", [(-40, 41), (-40, 42)], 4.0),
+                              ("best\ngrid", [(-50, 51), (-50, 52)], 5.0)]
     assert [ax.get_title() for ax in fig.axes[:2]] == ["step 1", "step 2"]
-    assert fig.texts[0].get_text() == "samples over training, seed 1"
-    assert strips.main([str(tmp_path / "paper"), str(tmp_path / "best"), "--data", "grid",
-                        "--out", str(out)]) == 0  # seed 0, the grid only
-    assert [ax.get_ylabel() for ax in closed_figures[-1].axes if ax.get_ylabel()] == [
-        "paper\ngrid", "best\ngrid"]
-    capsys.readouterr()
-    assert strips.main([str(tmp_path / "paper"), "--seed", "3", "--out", str(out)]) == 2
-    assert "paper/results.jsonl: no run with seed 3" in capsys.readouterr().err
-    assert strips.main([str(tmp_path / "paper"), "--data", "swissroll", "--out", str(out)]) == 2
-    assert "--data swissroll: no folder has a run of it with seed 0" in capsys.readouterr().err
-    (tmp_path / "paper" / "populations" / "pop-a" / "snapshots.pt").unlink()
-    assert strips.main([str(tmp_path / "paper"), "--out", str(out)]) == 2
-    assert "paper: run p0 has no snapshots.pt entry" in capsys.readouterr().err
-    assert strips.main([str(tmp_path / "none"), "--out", str(out)]) == 2
-    assert "none/results.jsonl: not found" in capsys.readouterr().err
+    assert fig.texts[0].get_text().startswith("samples over training, seed 1")
+    assert strips.main([str(tmp_path / "paper"), f"best={tmp_path / 'best'}",
+                        f"best={tmp_path / 'best2'}", "--data", "ring", "--out",
+                        str(out)]) == 0  # seed 0: the best's ring run is in its 2nd sitting
+    assert _drawn(closed_figures[-1], 2) == [("paper\nring", [(-10, 11), (-10, 12)], 1.0),
+                                             ("best\nring", [(-80, 81), (-80, 82)], 8.0)]
+    assert capsys.readouterr().err == ""
+
+
+def test_sweep_strips_bad_input_exits_2_naming_it(tmp_path, capsys):
+    """A seed, dataset, snapshot file or --out that does not work, a label with the same run
+    in two folders, a folder of several settings: exit 2, one line naming the culprit."""
+    import json
+
+    strips = _strips_script()
+    _strip_sweep(tmp_path / "a", [("p0", "ring", 0, 10.0)])
+    _strip_sweep(tmp_path / "x" / "a", [("r0", "ring", 0, 20.0)])
+    _strip_sweep(tmp_path / "two", [("s0", "ring", 0, 10.0), ("t0", "ring", 0, 20.0)])
+    a, out = str(tmp_path / "a"), str(tmp_path / "s.png")
+    cases = [
+        ([a, "--seed", "3"], f"{a}: no run with seed 3 (--seed picks another)"),
+        ([a, "--data", "grid"], f"{a}: no run with seed 0 of grid"),
+        ([a, str(tmp_path / "x" / "a")], f"{a} and {tmp_path / 'x' / 'a'}: both have ring "
+                                         "with seed 0 under the label 'a'"),
+        ([str(tmp_path / "two")], f"{tmp_path / 'two'}: 2 runs of ring with seed 0 (several "
+                                  "settings"),
+        ([str(tmp_path / "none")], f"{tmp_path / 'none' / 'results.jsonl'}: not found"),
+        ([f"{tmp_path}/b=c"], f"{tmp_path / 'b=c' / 'results.jsonl'}: not found"),
+        ([a, "--out", str(tmp_path / "s")], "--out " + str(tmp_path / "s") + ": not a .png"),
+        ([a, "--out", str(tmp_path / "no" / "s.png")], "is not a folder"),
+        ([a, "--out", str(tmp_path / "d.png")], "--out " + str(tmp_path / "d.png") +
+         ": is a folder"),
+    ]
+    (tmp_path / "d.png").mkdir()
+    for argv, message in cases:
+        argv = argv if "--out" in argv else [*argv, "--out", out]
+        assert strips.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert err.startswith("sweep_strips: error: ") and message in err, (argv, err)
+        assert err.count("\n") == 1
+    snapshots = tmp_path / "a" / "populations" / "pop-a" / "snapshots.pt"
+    for damage in (b"not a checkpoint", None):
+        if damage is None:  # a readable file without the sweep's keys
+            from mixup_gan.checkpoint import save_checkpoint
+            save_checkpoint({"steps": {}}, snapshots)
+        else:
+            snapshots.write_bytes(damage)
+        assert strips.main([a, "--out", out]) == 2
+        err = capsys.readouterr().err
+        assert f"{snapshots}:" in err and err.count("\n") == 1, err
+    snapshots.unlink()
+    assert strips.main([a, "--out", out]) == 2
+    assert f"{a}: run p0 has no snapshots.pt entry" in capsys.readouterr().err
+    (tmp_path / "a" / "results.jsonl").write_text(json.dumps([1, 2]) + "\n")
+    assert strips.main([a, "--out", out]) == 2
+    assert "results.jsonl: line 1 is not a sweep's result row" in capsys.readouterr().err

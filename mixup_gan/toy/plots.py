@@ -83,8 +83,10 @@ def save_grid(path: Path, rows: Sequence[tuple[str, Tensor, Sequence[Snapshot]]]
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    try:
+        fig.savefig(path)
+    finally:  # a path that cannot be written leaks no figure
+        plt.close(fig)
 
 
 def save_strip(path: Path, real: Tensor, snaps: Sequence[Snapshot], limit: float,

@@ -14,8 +14,7 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-import torch
-
+from ...checkpoint import CheckpointError, load_checkpoint
 from ..data import DATASETS, make_distribution
 from ..metrics import METRICS, Metric, drawn
 from ..plots import Snapshot, plt, save_grid
@@ -136,11 +135,15 @@ def _pictured(root: Path, name: str, pick) -> tuple[dict, dict, dict]:
     """From each population's `name` file (final_samples.pt, snapshots.pt): by run id, what
     `pick(state, k)` takes for member k, the points it was judged on, its plot limit."""
     taken, reals, limits = {}, {}, {}
-    for path in (root / "populations").glob(f"*/{name}"):
-        state = torch.load(path, weights_only=True)
-        for k, run_id in enumerate(state["ids"]):
-            taken[run_id], reals[run_id] = pick(state, k), state["real"][k]
-            limits[run_id] = state["limits"][k]
+    for path in sorted((root / "populations").glob(f"*/{name}")):
+        state = load_checkpoint(path)
+        try:
+            for k, run_id in enumerate(state["ids"]):
+                taken[run_id], reals[run_id] = pick(state, k), state["real"][k]
+                limits[run_id] = state["limits"][k]
+        except (KeyError, IndexError, TypeError):
+            raise CheckpointError(f"{path}: not a sweep's {name} (damaged, or written by "
+                                  "something else)") from None
     return taken, reals, limits
 
 
