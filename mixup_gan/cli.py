@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from .checkpoint import CheckpointError
@@ -255,9 +256,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warnings(command: str):
+    """warnings.formatwarning for the package's own warnings under the CLI: one line naming
+    the command, as its errors do, not Python's file:line and source line."""
+    default = warnings.formatwarning
+
+    def formatted(message, category, filename, lineno, line=None):
+        if category.__module__.split(".")[0] == "mixup_gan" or "mixup_gan" in filename:
+            return f"mixup-gan {command}: warning: {message}\n"
+        return default(message, category, filename, lineno, line)
+
+    return formatted
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    before = warnings.formatwarning
+    warnings.formatwarning = _one_line_warnings(args.command)
     try:
         return args.func(args)
     except TrainingDiverged as exc:
@@ -274,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
         print("mixup-gan: interrupted; rerun the same command to resume from the last "
               "checkpoint", file=sys.stderr)
         return 130
+    finally:
+        warnings.formatwarning = before
 
 
 if __name__ == "__main__":

@@ -52,3 +52,23 @@ def test_toy_run_from_the_cli(tmp_path, capsys):
     assert "modes" in capsys.readouterr().out
     summary = json.loads((tmp_path / "cli" / "summary.json").read_text())
     assert summary["steps"] == 4
+
+
+def test_a_warning_under_the_cli_is_one_line_naming_the_command(tmp_path):
+    """The package's warnings (an EMA that never starts) print as one line, like its errors;
+    the process's own format is back after main returns."""
+    import warnings
+
+    proc = subprocess.run([sys.executable, "-m", "mixup_gan.cli", "toy", "--no-progress",
+                           "--set", "train.steps=2", "--set", "model.hidden=8", "--set",
+                           "eval.every=2", "--set", "eval.n_samples=50", "--set",
+                           "train.ema=0.9", "--set", "train.ema_start=5", "--set",
+                           f"output.dir={tmp_path}", "--set", "output.name=w"],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "mixup-gan toy: warning: train.ema_start 5 >= train.steps 2: the EMA never starts, so "
+        "what is evaluated and drawn is G itself"]
+    before = warnings.formatwarning
+    assert main(["toy", "--set", "loss.alpha=-1"]) == 2
+    assert warnings.formatwarning is before
