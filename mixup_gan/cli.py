@@ -256,13 +256,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _in_package(filename: str) -> bool:
+    """Whether a warning's `filename` is a file of this package (not merely a path that
+    holds its name)."""
+    try:
+        return Path(filename).resolve().is_relative_to(Path(__file__).resolve().parent)
+    except (OSError, ValueError):
+        return False
+
+
 def _one_line_warnings(command: str):
     """warnings.formatwarning for the package's own warnings under the CLI: one line naming
     the command, as its errors do, not Python's file:line and source line."""
     default = warnings.formatwarning
 
     def formatted(message, category, filename, lineno, line=None):
-        if category.__module__.split(".")[0] == "mixup_gan" or "mixup_gan" in filename:
+        if category.__module__.split(".")[0] == "mixup_gan" or _in_package(filename):
             return f"mixup-gan {command}: warning: {message}\n"
         return default(message, category, filename, lineno, line)
 

@@ -69,6 +69,12 @@ def test_a_warning_under_the_cli_is_one_line_naming_the_command(tmp_path):
     assert proc.stderr.splitlines() == [
         "mixup-gan toy: warning: train.ema_start 5 >= train.steps 2: the EMA never starts, so "
         "what is evaluated and drawn is G itself"]
+    from mixup_gan import cli
+
+    one_line = cli._one_line_warnings("toy")
+    assert one_line("m", UserWarning, cli.__file__, 1) == "mixup-gan toy: warning: m\n"
+    assert one_line("m", UserWarning, "/u/mixup_gan/.venv/torch/x.py", 3) == \
+        warnings.formatwarning("m", UserWarning, "/u/mixup_gan/.venv/torch/x.py", 3)
     before = warnings.formatwarning
     assert main(["toy", "--set", "loss.alpha=-1"]) == 2
     assert warnings.formatwarning is before
