@@ -16,7 +16,9 @@ import argparse
 import json
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -24,22 +26,37 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def read_curves(folder: Path, metric: str) -> dict[str, list[tuple[int, float]]]:
-    """Each run's (step, metric) points, by run id; a row without the metric (a diverged run,
-    or no high-quality sample for the reverse KL) is left out."""
+def result_rows(folder: Path, take: Callable[[dict], Any]) -> list:
+    """`take(row)` for each row of a sweep folder's results.jsonl, in order; a ValueError
+    naming the file when it is missing, or the line that is no JSON or that `take` cannot
+    read (a KeyError, TypeError, ...: not a sweep's result row)."""
     path = folder / "results.jsonl"
     if not path.is_file():
         raise ValueError(f"{path}: not found (`mixup-gan sweep --report` writes it)")
-    curves: dict[str, list[tuple[int, float]]] = {}
-    runs: dict[str, None] = {}  # every run id, in order
+    taken = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         try:
-            row = json.loads(line)
-            runs.setdefault(row["run"])
-            if row.get(metric) is not None:
-                curves.setdefault(row["run"], []).append((row["step"], float(row[metric])))
+            taken.append(take(json.loads(line)))
         except (ValueError, TypeError, KeyError, AttributeError):
             raise ValueError(f"{path}: line {number} is not a sweep's result row") from None
+    return taken
+
+
+def read_curves(folder: Path, metric: str) -> dict[str, list[tuple[int, float]]]:
+    """Each run's (step, metric) points, by run id; a row without the metric (a diverged run,
+    or no high-quality sample for the reverse KL) is left out."""
+    def point(row: dict) -> tuple[str, tuple[int, float] | None]:
+        hash(row["run"])  # a dict key below: an unhashable id is a damaged row
+        value = row.get(metric)
+        return row["run"], None if value is None else (row["step"], float(value))
+
+    curves: dict[str, list[tuple[int, float]]] = {}
+    runs: dict[str, None] = {}  # every run id, in order
+    for run, at in result_rows(folder, point):
+        runs.setdefault(run)
+        if at is not None:
+            curves.setdefault(run, []).append(at)
+    path = folder / "results.jsonl"
     if not curves:
         raise ValueError(f"{path}: no row has {metric!r}")
     missing = [run for run in runs if run not in curves]
@@ -52,8 +69,7 @@ def read_curves(folder: Path, metric: str) -> dict[str, list[tuple[int, float]]]
 def run_values(folder: Path, key: str) -> dict[str, str]:
     """Each run's value of `key` (a grid key its rows carry), by run id."""
     values = {}
-    for line in (folder / "results.jsonl").read_text().splitlines():
-        row = json.loads(line)
+    for row in result_rows(folder, dict):
         if key not in row:
             raise ValueError(f"{folder / 'results.jsonl'}: no {key!r} in its rows (--split "
                              "takes a key of the sweep's grid or cases)")

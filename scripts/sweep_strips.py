@@ -12,12 +12,11 @@ Usage: python scripts/sweep_strips.py [LABEL=]FOLDER ... --out strips.png [--see
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sweep_curves import checked_out, labelled  # noqa: E402
+from sweep_curves import checked_out, labelled, result_rows  # noqa: E402
 
 from mixup_gan.checkpoint import CheckpointError  # noqa: E402
 from mixup_gan.toy.plots import Snapshot, save_grid  # noqa: E402
@@ -27,17 +26,16 @@ from mixup_gan.toy.sweep.figures import kept_snapshots  # noqa: E402
 def seeded_runs(folder: Path, seed: int) -> dict[str, str]:
     """The run id of each dataset's run with `seed` in a sweep folder, by data name, in the
     order of its results.jsonl; a ValueError for a folder that holds two settings of one."""
-    path = folder / "results.jsonl"
-    if not path.is_file():
-        raise ValueError(f"{path}: not found (`mixup-gan sweep --report` writes it)")
+    def seeded(row: dict) -> tuple[str, str] | None:
+        if row["train.seed"] != seed:
+            return None
+        hash(row["data.name"])  # a dict key below: an unhashable name is a damaged row
+        return row["data.name"], row["run"]
+
     runs: dict[str, list[str]] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        try:
-            row = json.loads(line)
-            if row["train.seed"] == seed and row["run"] not in runs.get(row["data.name"], []):
-                runs.setdefault(row["data.name"], []).append(row["run"])
-        except (ValueError, TypeError, KeyError):
-            raise ValueError(f"{path}: line {number} is not a sweep's result row") from None
+    for found in result_rows(folder, seeded):
+        if found is not None and found[1] not in runs.get(found[0], []):
+            runs.setdefault(found[0], []).append(found[1])
     for data, ids in runs.items():
         if len(ids) > 1:
             raise ValueError(f"{folder}: {len(ids)} runs of {data} with seed {seed} (several "
