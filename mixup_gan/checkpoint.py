@@ -64,6 +64,15 @@ def save_checkpoint(state: dict[str, Any], path: str | Path) -> Path:
         raise CheckpointError(f"{path}: {exc.strerror}") from None
 
 
+def _clipped(text: str, width: int = 100) -> str:
+    """`text` cut to about `width` characters at a word boundary (mid-word only with no space late
+    enough), marked with " ..." when cut."""
+    if len(text) <= width:
+        return text
+    cut = text.rfind(" ", width // 2, width + 1)
+    return text[:cut if cut > 0 else width].rstrip() + " ..."
+
+
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
     """Load a checkpoint with `weights_only=True`; clear `CheckpointError` when unreadable."""
     path = Path(path)
@@ -73,8 +82,9 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         state = torch.load(path, map_location=map_location, weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        reason = _clipped(reason)
         raise CheckpointError(f"{path}: corrupt or truncated checkpoint, or not one "
-                              f"({reason[:100]})") from None
+                              f"({reason})") from None
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: not a mixup-gan checkpoint (top level is not a dict)")
     return state

@@ -170,3 +170,22 @@ def test_a_checkpoint_of_another_layout_is_refused_by_every_trainer(tiny_config)
     assert set(classifier.state_dict()) == set(state)  # one layout for every trainer
     with pytest.raises(CheckpointError, match="not written by this version"):
         classifier.load_state_dict(old)
+
+
+@pytest.mark.parametrize("reason, shown", [
+    ("short reason", "short reason"),
+    ("word " * 30, ("word " * 20).rstrip() + " ..."),
+    ("x" * 150, "x" * 100 + " ..."),
+    ("", "RuntimeError"),
+])
+def test_an_unreadable_checkpoint_names_its_reason_cut_at_a_word(tmp_path, monkeypatch, reason, shown):
+    path = tmp_path / "checkpoint.pt"
+    path.write_bytes(b"not read")
+
+    def failing_load(*args, **kwargs):
+        raise RuntimeError(reason)
+
+    monkeypatch.setattr(torch, "load", failing_load)
+    with pytest.raises(CheckpointError) as caught:
+        load_checkpoint(path)
+    assert str(caught.value) == f"{path}: corrupt or truncated checkpoint, or not one ({shown})"
