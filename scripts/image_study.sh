@@ -11,25 +11,42 @@
 # (bce, hinge), SEEDS, ARMS (erm mixup levers; also erm_decay mixup_decay), STEPS (default:
 # the config's), DATA_ROOT (data; fill it with `mixup-gan data fetch $DATASET --root data`),
 # RUNS (runs/image_study), MIXUP_GAN (the command; default: python -m mixup_gan.cli), EXTRA
-# (more --set arguments).
+# (more --set arguments). `scripts/image_study.sh --check` only checks ARMS, DATASET
+# and ARCH.
 set -euo pipefail
+set -f  # SEEDS, ARMS and EXTRA are split into words, never expanded as file patterns
+if [ "$#" -gt 0 ] && [ "$*" != --check ]; then  # the one argument there is: --check, once
+  arg=$1; [ "$1" = --check ] && arg=$2
+  echo "image_study.sh: unknown argument '$arg' (settings come from the environment; --check)" >&2
+  exit 2
+fi
 DATASET=${DATASET:-fashion-mnist} ARCH=${ARCH:-dcgan} LOSS=${LOSS:-bce}
 SEEDS=${SEEDS:-0 1 2} ARMS=${ARMS:-erm mixup levers}
 DATA_ROOT=${DATA_ROOT:-data} RUNS=${RUNS:-runs/image_study}
 MIXUP_GAN=${MIXUP_GAN:-python -m mixup_gan.cli}
 decay=(--set "train.lr_schedule={kind: linear, final: 0}")
+known="erm mixup levers erm_decay mixup_decay"
+arm_settings() {  # the config and the levers of arm $1
+  case $1 in
+    erm) config=erm levers=() ;;
+    mixup) config=mixup levers=() ;;
+    levers) config=mixup levers=(--set loss.gradient_penalty=1 "${decay[@]}") ;;
+    erm_decay) config=erm levers=("${decay[@]}") ;;
+    mixup_decay) config=mixup levers=("${decay[@]}") ;;
+    *) echo "image_study.sh: unknown arm '$1' (${known// /, })" >&2; exit 2 ;;
+  esac
+  config_file="configs/image/${DATASET//-/_}_${ARCH}_${config}.yaml"
+}
+for arm in $ARMS; do  # every arm checked before the first run trains
+  arm_settings "$arm"
+  [ -f "$config_file" ] || {
+    echo "image_study.sh: no config $config_file (DATASET=$DATASET, ARCH=$ARCH)" >&2; exit 2; }
+done
+[ "${1:-}" = --check ] && exit 0
 for seed in $SEEDS; do  # seed-major: every arm's seed 0 first, so early results compare
   for arm in $ARMS; do
-    case $arm in
-      erm) config=erm levers=() ;;
-      mixup) config=mixup levers=() ;;
-      levers) config=mixup levers=(--set loss.gradient_penalty=1 "${decay[@]}") ;;
-      erm_decay) config=erm levers=("${decay[@]}") ;;
-      mixup_decay) config=mixup levers=("${decay[@]}") ;;
-      *) echo "image_study.sh: unknown arm '$arm' (erm, mixup, levers, erm_decay, mixup_decay)" >&2
-         exit 2 ;;
-    esac
-    args=(image --config "configs/image/${DATASET//-/_}_${ARCH}_${config}.yaml" --no-progress
+    arm_settings "$arm"
+    args=(image --config "$config_file" --no-progress
           --set "data.root=$DATA_ROOT" --set data.download=false --set "output.dir=$RUNS/$DATASET"
           --set "output.name=${ARCH}_${LOSS}_${arm}_seed$seed" --set "train.seed=$seed"
           --set "loss.name=$LOSS" "${levers[@]}")

@@ -14,7 +14,9 @@
 #        carry: .whl .gpu data/FashionMNIST/raw   (and runs/image_study to continue a study)
 # Settings: those of scripts/image_study.sh, plus STEPS (default 5000), BUDGET (default 480).
 set -euo pipefail
+set -f  # SEEDS and ARMS are split into words, never expanded as file patterns
 cd "$(dirname "$0")/.."
+scripts/image_study.sh --check  # an unknown arm exits 2 here, before any GPU time is spent
 DATASET=${DATASET:-fashion-mnist} ARCH=${ARCH:-dcgan} LOSS=${LOSS:-bce}
 SEEDS=${SEEDS:-0 1 2} ARMS=${ARMS:-erm mixup levers}
 RUNS=${RUNS:-runs/image_study} OUT=${OUT:-out} BUDGET=${BUDGET:-480}

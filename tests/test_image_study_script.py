@@ -13,11 +13,11 @@ SCRIPT = ROOT / "scripts" / "image_study.sh"
 DECAY = "{kind: linear, final: 0}"  # the lr schedule of the decayed arms
 
 
-def study(**env):
+def study(*args, script=SCRIPT, **env):
     """The commands the script would run, one argument list per run (MIXUP_GAN prints them)."""
     settings = ("DATASET", "ARCH", "LOSS", "SEEDS", "ARMS", "STEPS", "DATA_ROOT", "RUNS", "EXTRA")
     base = {k: v for k, v in os.environ.items() if k not in settings}  # the script's defaults
-    done = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, capture_output=True, text=True,
+    done = subprocess.run(["bash", str(script), *args], cwd=ROOT, capture_output=True, text=True,
                           env={**base, "LC_ALL": "C", "MIXUP_GAN": "printf %s\\x1f", **env})
     runs = [line.split("\x1f")[:-1] for line in done.stdout.split("\n") if "\x1f" in line]
     return done, runs
@@ -60,11 +60,16 @@ def test_each_arm_trains_its_config_with_its_levers():
         assert {k for k, _ in sets(args)} == run | levers  # nothing else changed
 
 
-def test_an_unknown_arm_exits_2_naming_it():
-    done, runs = study(ARMS="erm decay", SEEDS="0")
+@pytest.mark.parametrize("arms, culprit", [
+    ("erm decay", "decay"), ("mixup levers Mixup", "Mixup"), ("erm_", "erm_"),
+    ("erm mixup*", "mixup*"),
+])
+def test_an_unknown_arm_exits_2_naming_it_before_any_run(arms, culprit):
+    done, runs = study(ARMS=arms, SEEDS="0 1")
     assert done.returncode == 2
-    assert [setting(r, "output.name") for r in runs] == ["dcgan_bce_erm_seed0"]  # then stops
-    assert "unknown arm 'decay'" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert runs == []  # nothing trained before the typo is found
+    assert done.stderr == (f"image_study.sh: unknown arm '{culprit}' "
+                           "(erm, mixup, levers, erm_decay, mixup_decay)\n")
 
 
 def report_module():
@@ -93,3 +98,46 @@ def test_the_report_orders_the_script_arms_as_listed_and_others_after_by_name():
     arms = ["zeta", "mixup_decay", "alpha", "erm_decay", "mixup", "levers", "erm"]
     assert sorted(arms, key=report.arm_order) == [
         "erm", "mixup", "levers", "erm_decay", "mixup_decay", "alpha", "zeta"]
+
+
+def test_check_only_checks_the_arms_and_other_arguments_are_refused():
+    assert study("--check", ARMS="erm levers mixup_decay")[0].returncode == 0
+    done, runs = study("--check", ARMS="erm levels")
+    assert (done.returncode, runs) == (2, [])
+    assert "unknown arm 'levels'" in done.stderr
+    for args, culprit in ((["--seeds", "1"], "--seeds"), (["--check", "x"], "x"),
+                          (["check"], "check"), (["--check", "--check"], "--check")):
+        done, runs = study(*args, ARMS="erm")
+        assert (done.returncode, runs) == (2, []), args
+        assert done.stderr == (f"image_study.sh: unknown argument '{culprit}' "
+                               "(settings come from the environment; --check)\n")
+
+
+@pytest.mark.parametrize("env, config", [
+    ({"DATASET": "svhn"}, "svhn_dcgan_erm"), ({"ARCH": "resnet"}, "fashion_mnist_resnet_erm"),
+    ({"DATASET": "mnist", "ARCH": "sn-resnet"}, "mnist_sn-resnet_erm"),
+])
+def test_a_dataset_or_architecture_without_configs_exits_2_before_any_run(env, config):
+    done, runs = study(ARMS="erm mixup", SEEDS="0", **env)
+    assert (done.returncode, runs) == (2, [])
+    dataset, arch = env.get("DATASET", "fashion-mnist"), env.get("ARCH", "dcgan")
+    assert done.stderr == (f"image_study.sh: no config configs/image/{config}.yaml "
+                           f"(DATASET={dataset}, ARCH={arch})\n")
+
+
+@pytest.mark.parametrize("env, culprit", [
+    ({"ARMS": "erm mixpu"}, "unknown arm 'mixpu'"), ({"DATASET": "svhn"}, "no config"),
+])
+def test_the_gpu_driver_refuses_bad_settings_before_it_starts_anything(tmp_path, env, culprit):
+    runs, out = tmp_path / "runs", tmp_path / "out"
+    done, _ = study(script=ROOT / "scripts" / "image_study_gpu.sh", RUNS=str(runs), OUT=str(out),
+                    DATA_ROOT=str(tmp_path / "data"), **env)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"image_study.sh: {culprit}") and done.stderr.count("\n") == 1
+    assert not runs.exists() and not out.exists()
+
+
+def test_extra_arguments_pass_as_written_never_as_file_patterns():
+    done, runs = study(ARMS="erm", SEEDS="0", EXTRA="--set x=[*] --note mixup*")
+    assert done.returncode == 0, done.stderr
+    assert runs[0][-4:] == ["--set", "x=[*]", "--note", "mixup*"]  # ROOT has mixup_gan/

@@ -178,7 +178,8 @@ def test_a_checkpoint_of_another_layout_is_refused_by_every_trainer(tiny_config)
     ("x" * 150, "x" * 100 + " ..."),
     ("", "RuntimeError"),
 ])
-def test_an_unreadable_checkpoint_names_its_reason_cut_at_a_word(tmp_path, monkeypatch, reason, shown):
+def test_an_unreadable_checkpoint_names_its_reason_cut_at_a_word(tmp_path, monkeypatch, reason,
+                                                                shown):
     path = tmp_path / "checkpoint.pt"
     path.write_bytes(b"not read")
 
