@@ -11,8 +11,8 @@
 # (bce, hinge), SEEDS, ARMS (erm mixup levers; also erm_decay mixup_decay), STEPS (default:
 # the config's), DATA_ROOT (data; fill it with `mixup-gan data fetch $DATASET --root data`),
 # RUNS (runs/image_study), MIXUP_GAN (the command; default: python -m mixup_gan.cli), EXTRA
-# (more --set arguments). `scripts/image_study.sh --check` only checks ARMS, DATASET
-# and ARCH.
+# (more --set arguments). `scripts/image_study.sh --check` only checks the settings (every
+# arm's config file, SEEDS), as the study does before its first run.
 set -euo pipefail
 set -f  # SEEDS, ARMS and EXTRA are split into words, never expanded as file patterns
 if [ "$#" -gt 0 ] && [ "$*" != --check ]; then  # the one argument there is: --check, once
@@ -24,8 +24,10 @@ DATASET=${DATASET:-fashion-mnist} ARCH=${ARCH:-dcgan} LOSS=${LOSS:-bce}
 SEEDS=${SEEDS:-0 1 2} ARMS=${ARMS:-erm mixup levers}
 DATA_ROOT=${DATA_ROOT:-data} RUNS=${RUNS:-runs/image_study}
 MIXUP_GAN=${MIXUP_GAN:-python -m mixup_gan.cli}
+ROOT=$(cd "$(dirname "$0")/.." && pwd)  # the configs are the clone's, from any folder
 decay=(--set "train.lr_schedule={kind: linear, final: 0}")
 known="erm mixup levers erm_decay mixup_decay"
+fail() { echo "image_study.sh: $*" >&2; exit 2; }
 arm_settings() {  # the config and the levers of arm $1
   case $1 in
     erm) config=erm levers=() ;;
@@ -33,14 +35,22 @@ arm_settings() {  # the config and the levers of arm $1
     levers) config=mixup levers=(--set loss.gradient_penalty=1 "${decay[@]}") ;;
     erm_decay) config=erm levers=("${decay[@]}") ;;
     mixup_decay) config=mixup levers=("${decay[@]}") ;;
-    *) echo "image_study.sh: unknown arm '$1' (${known// /, })" >&2; exit 2 ;;
+    *) fail "unknown arm '$1' (${known// /, })" ;;
   esac
-  config_file="configs/image/${DATASET//-/_}_${ARCH}_${config}.yaml"
+  config_file="$ROOT/configs/image/${DATASET//-/_}_${ARCH}_${config}.yaml"
 }
-for arm in $ARMS; do  # every arm checked before the first run trains
+# every setting checked before the first run trains
+[ -n "${ARMS//[[:space:]]/}" ] || fail "ARMS names no arm (${known// /, })"
+[ -n "${SEEDS//[[:space:]]/}" ] || fail "SEEDS names no seed"
+for seed in $SEEDS; do
+  [[ $seed =~ ^[0-9]+$ ]] || fail "SEEDS: '$seed' is not a seed (whole numbers, space-separated)"
+done
+case $DATASET in  # a dataset's name has dashes, its config file's underscores
+  *_*) fail "DATASET '$DATASET': write it with dashes (${DATASET//_/-})" ;;
+esac
+for arm in $ARMS; do
   arm_settings "$arm"
-  [ -f "$config_file" ] || {
-    echo "image_study.sh: no config $config_file (DATASET=$DATASET, ARCH=$ARCH)" >&2; exit 2; }
+  [ -f "$config_file" ] || fail "no config $config_file (DATASET=$DATASET, ARCH=$ARCH)"
 done
 [ "${1:-}" = --check ] && exit 0
 for seed in $SEEDS; do  # seed-major: every arm's seed 0 first, so early results compare

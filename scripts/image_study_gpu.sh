@@ -14,20 +14,30 @@
 #        carry: .whl .gpu data/FashionMNIST/raw   (and runs/image_study to continue a study)
 # Settings: those of scripts/image_study.sh, plus STEPS (default 5000), BUDGET (default 480).
 set -euo pipefail
-set -f  # SEEDS and ARMS are split into words, never expanded as file patterns
 cd "$(dirname "$0")/.."
-scripts/image_study.sh --check  # an unknown arm exits 2 here, before any GPU time is spent
+scripts/image_study.sh --check  # bad ARMS, SEEDS, DATASET or ARCH exit 2 here, before any run
 DATASET=${DATASET:-fashion-mnist} ARCH=${ARCH:-dcgan} LOSS=${LOSS:-bce}
 SEEDS=${SEEDS:-0 1 2} ARMS=${ARMS:-erm mixup levers}
 RUNS=${RUNS:-runs/image_study} OUT=${OUT:-out} BUDGET=${BUDGET:-480}
 export STEPS=${STEPS:-5000} DATA_ROOT=${DATA_ROOT:-data} DATASET ARCH LOSS RUNS
 export MIXUP_GAN=${MIXUP_GAN:-mixup-gan}
-folder=$(${PYTHON:-python3} -c "from mixup_gan.datasets import IDX_SETS; print(IDX_SETS['$DATASET'].folder)")
+folder=$(${PYTHON:-python3} -c '
+import sys
+from mixup_gan.datasets import IDX_SETS
+if sys.argv[1] not in IDX_SETS:
+    sets = ", ".join(IDX_SETS)
+    print(f"image_study_gpu.sh: DATASET {sys.argv[1]!r}: only the sets whose .gz files travel to "
+          f"the GPU machine ({sets})", file=sys.stderr)
+    sys.exit(2)
+print(IDX_SETS[sys.argv[1]].folder)' "$DATASET")
 for gz in "$DATA_ROOT/$folder"/raw/*.gz; do  # torchvision reads the decompressed files
+  [ -e "$gz" ] || { echo "image_study_gpu.sh: no .gz files in $DATA_ROOT/$folder/raw (carry" \
+    "them in, as above)" >&2; exit 2; }
   [ -f "${gz%.gz}" ] || gunzip -k "$gz"
 done
 mkdir -p "$RUNS" "$OUT"
 pids=()
+set -f  # SEEDS and ARMS are word lists, never file patterns
 for seed in $SEEDS; do
   for arm in $ARMS; do
     SEEDS=$seed ARMS=$arm timeout "$BUDGET" scripts/image_study.sh \
@@ -35,11 +45,15 @@ for seed in $SEEDS; do
     pids+=($!)
   done
 done
-status=0
-for pid in "${pids[@]}"; do wait "$pid" || status=$?; done  # 124: stopped at BUDGET
+set +f
+status=0 failed=0
+for pid in "${pids[@]}"; do  # 124: stopped at BUDGET (resumable); anything else: a failed run
+  wait "$pid" || { status=$?; [ "$status" = 124 ] || failed=$status; }
+done
 tail -n 4 "$RUNS"/log_*.txt
 ${PYTHON:-python3} scripts/image_study_report.py --runs "$RUNS/$DATASET" --dataset "$DATASET" \
-  --data-root "$DATA_ROOT" --out "$OUT" || status=$?
+  --data-root "$DATA_ROOT" --out "$OUT" || { rc=$?; [ "$failed" != 0 ] || failed=$rc; }
 tar czf - --exclude=tensorboard "$RUNS" | split -b 15M -d - "$OUT/image_study.tar.gz.part"
 ls -l "$OUT"
 echo "runs ended with status $status (124: the budget ran out; rerun with $RUNS carried in)"
+exit "$failed"  # a failed run or report (its log is above); 0 when runs only ran out of time

@@ -175,7 +175,11 @@ def test_a_checkpoint_of_another_layout_is_refused_by_every_trainer(tiny_config)
 @pytest.mark.parametrize("reason, shown", [
     ("short reason", "short reason"),
     ("word " * 30, ("word " * 20).rstrip() + " ..."),
-    ("x" * 150, "x" * 100 + " ..."),
+    ("abcdef " * 20, ("abcdef " * 14).rstrip() + " ..."),  # at the last word break, not at 100
+    ("x" * 150, "x" * 100 + " ..."),  # no word break: cut at 100
+    ("a" * 40 + " " + "b" * 80, "a" * 40 + " " + "b" * 59 + " ..."),  # none in the last half
+    ("y" * 100, "y" * 100),  # 100 characters: whole
+    ("y" * 101, "y" * 100 + " ..."),
     ("", "RuntimeError"),
 ])
 def test_an_unreadable_checkpoint_names_its_reason_cut_at_a_word(tmp_path, monkeypatch, reason,
