@@ -204,9 +204,17 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         raise ConfigError(f"--set {text!r}: expected section.key=value")
     try:
         value = load_yaml(raw) if raw.strip() else None
+        tokens = list(yaml.scan(raw))
     except yaml.YAMLError as exc:
         raise ConfigError(f"--set {text!r}: value is not valid YAML ({yaml_problem(exc)})"
                           ) from None
+    # YAML drops a comment without a word: `output.dir=runs #2` would be `runs`
+    ends = [t.end_mark.index for t in tokens  # where the value's last token ends
+            if not isinstance(t, (yaml.StreamStartToken, yaml.StreamEndToken, yaml.BlockEndToken))]
+    end = max(ends, default=0)
+    if raw[end:].lstrip().startswith("#"):
+        raise ConfigError(f"--set {text!r}: YAML reads what follows '#' as a comment, which "
+                          f"leaves {value!r}; quote the value: {key.strip()}='...'")
     return key.strip().split("."), value
 
 
