@@ -11,8 +11,8 @@
 # (bce, hinge), SEEDS, ARMS (erm mixup levers; also erm_decay mixup_decay), STEPS (default:
 # the config's), DATA_ROOT (data; fill it with `mixup-gan data fetch $DATASET --root data`),
 # RUNS (runs/image_study), MIXUP_GAN (the command; default: python -m mixup_gan.cli), EXTRA
-# (more --set arguments). `scripts/image_study.sh --check` only checks the settings (every
-# arm's config file, SEEDS), as the study does before its first run.
+# (more --set arguments). `scripts/image_study.sh --check` only checks the settings (ARMS,
+# SEEDS, LOSS, ARCH, STEPS, DATASET, each arm's config), as the study does before its first run.
 set -euo pipefail
 set -f  # SEEDS, ARMS and EXTRA are split into words, never expanded as file patterns
 if [ "$#" -gt 0 ] && [ "$*" != --check ]; then  # the one argument there is: --check, once
@@ -42,9 +42,17 @@ arm_settings() {  # the config and the levers of arm $1
 # every setting checked before the first run trains
 [ -n "${ARMS//[[:space:]]/}" ] || fail "ARMS names no arm (${known// /, })"
 [ -n "${SEEDS//[[:space:]]/}" ] || fail "SEEDS names no seed"
-for seed in $SEEDS; do
-  [[ $seed =~ ^[0-9]+$ ]] || fail "SEEDS: '$seed' is not a seed (whole numbers, space-separated)"
+twice() { printf '%s\n' $1 | sort | uniq -d | head -n 1; }  # a word of list $1 given twice
+for seed in $SEEDS; do  # as YAML reads them: no leading zeros (010 would be seed 8)
+  [[ $seed =~ ^(0|[1-9][0-9]{0,17})$ ]] ||
+    fail "SEEDS: '$seed' is not a seed (whole numbers without leading zeros, space-separated)"
 done
+[ -z "$(twice "$SEEDS")" ] || fail "SEEDS: '$(twice "$SEEDS")' twice"
+[ -z "$(twice "$ARMS")" ] || fail "ARMS: '$(twice "$ARMS")' twice"
+case $LOSS in bce | hinge) ;; *) fail "LOSS '$LOSS': the study's losses are bce and hinge" ;; esac
+case $ARCH in dcgan | sn_resnet) ;; *) fail "ARCH '$ARCH': dcgan or sn_resnet" ;; esac
+[[ -z ${STEPS:-} || $STEPS =~ ^[1-9][0-9]{0,17}$ ]] ||
+  fail "STEPS '$STEPS': a whole number of steps"
 case $DATASET in  # a dataset's name has dashes, its config file's underscores
   *_*) fail "DATASET '$DATASET': write it with dashes (${DATASET//_/-})" ;;
 esac
