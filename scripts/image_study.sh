@@ -24,7 +24,7 @@ DATASET=${DATASET:-fashion-mnist} ARCH=${ARCH:-dcgan} LOSS=${LOSS:-bce}
 SEEDS=${SEEDS:-0 1 2} ARMS=${ARMS:-erm mixup levers}
 DATA_ROOT=${DATA_ROOT:-data} RUNS=${RUNS:-runs/image_study}
 MIXUP_GAN=${MIXUP_GAN:-python -m mixup_gan.cli}
-ROOT=$(cd "$(dirname "$0")/.." && pwd)  # the configs are the clone's, from any folder
+ROOT=$(CDPATH='' cd -- "$(dirname -- "$0")/.." && pwd)  # the clone's configs, from any folder
 decay=(--set "train.lr_schedule={kind: linear, final: 0}")
 known="erm mixup levers erm_decay mixup_decay"
 fail() { echo "image_study.sh: $*" >&2; exit 2; }
@@ -43,8 +43,8 @@ arm_settings() {  # the config and the levers of arm $1
 [ -n "${ARMS//[[:space:]]/}" ] || fail "ARMS names no arm (${known// /, })"
 [ -n "${SEEDS//[[:space:]]/}" ] || fail "SEEDS names no seed"
 twice() { printf '%s\n' $1 | sort | uniq -d | head -n 1; }  # a word of list $1 given twice
-for seed in $SEEDS; do  # as YAML reads them: no leading zeros (010 would be seed 8)
-  [[ $seed =~ ^(0|[1-9][0-9]{0,17})$ ]] ||
+for seed in $SEEDS; do  # as YAML reads them: no leading zeros (010 would be seed 8), < 2**63
+  [[ $seed =~ ^(0|[1-9][0-9]{0,18})$ && ! ($seed > 9223372036854775807 && ${#seed} == 19) ]] ||
     fail "SEEDS: '$seed' is not a seed (whole numbers without leading zeros, space-separated)"
 done
 [ -z "$(twice "$SEEDS")" ] || fail "SEEDS: '$(twice "$SEEDS")' twice"

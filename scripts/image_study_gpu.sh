@@ -16,7 +16,7 @@
 set -euo pipefail
 fail() { echo "image_study_gpu.sh: $*" >&2; exit 2; }
 [ "$#" = 0 ] || fail "unknown argument '$1' (settings come from the environment)"
-HERE=$(cd "$(dirname "$0")" && pwd)  # the clone's scripts; paths in settings are the caller's
+HERE=$(CDPATH='' cd -- "$(dirname -- "$0")" && pwd)  # the clone's scripts; paths: the caller's
 "$HERE/image_study.sh" --check  # bad ARMS, SEEDS, LOSS, STEPS, DATASET or ARCH exit 2 here
 DATASET=${DATASET:-fashion-mnist} ARCH=${ARCH:-dcgan} LOSS=${LOSS:-bce}
 SEEDS=${SEEDS:-0 1 2} ARMS=${ARMS:-erm mixup levers}

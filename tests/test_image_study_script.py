@@ -143,8 +143,10 @@ def test_a_dataset_or_architecture_without_configs_exits_2_before_any_run(env, c
                        "space-separated)"),  # YAML would read seed 8
     ({"SEEDS": "0 08"}, "SEEDS: '08' is not a seed (whole numbers without leading zeros, "
                         "space-separated)"),
-    ({"SEEDS": "1" * 19}, f"SEEDS: '{'1' * 19}' is not a seed (whole numbers without leading "
-                          "zeros, space-separated)"),  # past the config's int64
+    ({"SEEDS": str(2**63)}, f"SEEDS: '{2**63}' is not a seed (whole numbers without leading "
+                            "zeros, space-separated)"),  # past the config's int64
+    ({"SEEDS": "1" * 20}, f"SEEDS: '{'1' * 20}' is not a seed (whole numbers without leading "
+                          "zeros, space-separated)"),
     ({"SEEDS": "3 0 3"}, "SEEDS: '3' twice"),
     ({"ARMS": "erm levers erm"}, "ARMS: 'erm' twice"),
     ({"LOSS": "least_squares"}, "LOSS 'least_squares': the study's losses are bce and hinge"),
@@ -159,7 +161,20 @@ def test_settings_that_would_train_nothing_or_elsewhere_exit_2_naming_them(env, 
     assert done.stderr == f"image_study.sh: {message}\n"
 
 
+@pytest.mark.parametrize("seeds", ["0", str(2**63 - 1), "1" * 19, "7 " + "9" * 18])
+def test_every_seed_the_config_takes_is_taken(seeds):
+    done, runs = study(ARMS="erm", SEEDS=seeds)
+    assert done.returncode == 0, done.stderr
+    assert [setting(r, "train.seed") for r in runs] == seeds.split()
+
+
 def test_the_study_finds_its_configs_from_any_folder(tmp_path):
+    for script in ("image_study.sh", "image_study_gpu.sh"):  # a cd through CDPATH prints
+        done = subprocess.run(["bash", f"scripts/{script}"], cwd=ROOT, capture_output=True,
+                              text=True, env={**os.environ, "MIXUP_GAN": "printf %s\x1f",
+                                              "ARMS": "levers erm_", "CDPATH": "."})
+        assert (done.returncode, done.stderr) == (
+            2, "image_study.sh: unknown arm 'erm_' (erm, mixup, levers, erm_decay, mixup_decay)\n")
     done = subprocess.run(["bash", str(SCRIPT)], cwd=tmp_path, capture_output=True, text=True,
                           env={**os.environ, "MIXUP_GAN": "printf %s\x1f", "ARMS": "levers",
                                "SEEDS": "1"})
