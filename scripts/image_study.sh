@@ -47,8 +47,10 @@ for seed in $SEEDS; do  # as YAML reads them: no leading zeros (010 would be see
   [[ $seed =~ ^(0|[1-9][0-9]{0,18})$ && ! ($seed > 9223372036854775807 && ${#seed} == 19) ]] ||
     fail "SEEDS: '$seed' is not a seed (whole numbers without leading zeros, space-separated)"
 done
-[ -z "$(twice "$SEEDS")" ] || fail "SEEDS: '$(twice "$SEEDS")' twice"
-[ -z "$(twice "$ARMS")" ] || fail "ARMS: '$(twice "$ARMS")' twice"
+for list in SEEDS ARMS; do
+  again=$(twice "${!list}")
+  [ -z "$again" ] || fail "$list: '$again' twice"
+done
 case $LOSS in bce | hinge) ;; *) fail "LOSS '$LOSS': the study's losses are bce and hinge" ;; esac
 case $ARCH in dcgan | sn_resnet) ;; *) fail "ARCH '$ARCH': dcgan or sn_resnet" ;; esac
 [[ -z ${STEPS:-} || $STEPS =~ ^[1-9][0-9]{0,17}$ ]] ||
